@@ -1,0 +1,22 @@
+//! The `smsrefresh` binary: parse the command line, hand the validated configuration to the
+//! library, print the summary, map the outcome to an exit code (0 ok, 1 a command failed,
+//! 2 the run could not start).
+
+mod app;
+mod cli;
+mod shell;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    match app::dispatch(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("smsrefresh: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,85 @@
+//! JSON Lines results: one object per command with the fields of contract §10.
+
+use std::io::{self, Write};
+
+use serde::Serialize;
+
+use super::ResultWriter;
+use crate::exec::{CommandResult, Item, Status};
+
+/// The JSON shape of one result.
+#[derive(Serialize)]
+pub struct JsonResult<'a> {
+    pub line: u64,
+    pub source: &'a str,
+    pub command: &'a str,
+    pub action: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub realm: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<&'a str>,
+    pub status: Status,
+    pub message_id: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    pub message: &'a str,
+    pub sessions: u64,
+    pub dry_run: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub items: Option<&'a [Item]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total: Option<u64>,
+    /// For `errtext`: the status code of the message looked up.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errtext_code: Option<String>,
+}
+
+impl<'a> JsonResult<'a> {
+    pub fn of(r: &'a CommandResult) -> Self {
+        let status = r.status();
+        Self {
+            line: r.line,
+            source: &r.source,
+            command: &r.command,
+            action: r.action.as_str(),
+            server: r.server.as_deref(),
+            realm: r.realm.as_deref(),
+            user: r.user.as_deref(),
+            session_id: r.session_id.as_deref(),
+            status,
+            message_id: r.outcome.message.id,
+            code: (status != Status::Ok).then(|| r.outcome.message.code_hex()),
+            message: &r.outcome.text,
+            sessions: r.outcome.sessions,
+            dry_run: r.dry_run,
+            items: r.outcome.items.as_deref(),
+            total: r.outcome.total,
+            errtext_code: r.outcome.looked_up.map(|m| m.code_hex()),
+        }
+    }
+}
+
+pub struct JsonlWriter<W: Write> {
+    out: W,
+}
+
+impl<W: Write> JsonlWriter<W> {
+    pub fn new(out: W) -> Self {
+        Self { out }
+    }
+}
+
+impl<W: Write> ResultWriter for JsonlWriter<W> {
+    fn write(&mut self, r: &CommandResult) -> io::Result<()> {
+        serde_json::to_writer(&mut self.out, &JsonResult::of(r))?;
+        self.out.write_all(b"\n")
+    }
+
+    fn finish(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}

@@ -1,0 +1,36 @@
+//! Result rendering: pdadmin text, JSON Lines and CSV (contract §7), behind one trait so
+//! that the run loop does not care which it writes.
+
+pub mod csv;
+pub mod escape;
+pub mod jsonl;
+pub mod pdadmin;
+
+use std::io::{self, Write};
+
+use crate::exec::CommandResult;
+
+/// The output format of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Format {
+    #[default]
+    Pdadmin,
+    Jsonl,
+    Csv,
+}
+
+/// Writes results, one command at a time, in input order.
+pub trait ResultWriter {
+    fn write(&mut self, result: &CommandResult) -> io::Result<()>;
+    /// Flushes what is buffered.
+    fn finish(&mut self) -> io::Result<()>;
+}
+
+/// A writer for `format` over `out`.
+pub fn writer<'a, W: Write + 'a>(format: Format, out: W) -> Box<dyn ResultWriter + 'a> {
+    match format {
+        Format::Pdadmin => Box::new(pdadmin::PdadminWriter::new(out)),
+        Format::Jsonl => Box::new(jsonl::JsonlWriter::new(out)),
+        Format::Csv => Box::new(csv::CsvWriter::new(out)),
+    }
+}

@@ -1,0 +1,99 @@
+//! `smsrefresh shell`: a `pdadmin> ` prompt over a loaded site. Commands follow the
+//! command-file rules (continuations, comments, `exit` / `quit`); the site is saved once,
+//! when the shell ends, and locked while it runs.
+
+use std::io::{self, BufRead, IsTerminal, Read, Write};
+use std::sync::Arc;
+
+use anyhow::Result;
+
+use smsrefresh::command::parse;
+use smsrefresh::command::reader::{CommandReader, Entry};
+use smsrefresh::exec::Status;
+use smsrefresh::output::pdadmin;
+use smsrefresh::run::Engine;
+use smsrefresh::site::lock::SiteLock;
+
+use crate::app::PipeSafe;
+use crate::cli::SiteConfig;
+
+/// Standard input that shows the prompt each time it needs a new line.
+struct Prompting<R> {
+    inner: R,
+    buf: Vec<u8>,
+    pos: usize,
+    prompt: bool,
+}
+
+impl<R: BufRead> Read for Prompting<R> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        let avail = self.fill_buf()?;
+        let n = avail.len().min(out.len());
+        out[..n].copy_from_slice(&avail[..n]);
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+impl<R: BufRead> BufRead for Prompting<R> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        if self.pos >= self.buf.len() {
+            if self.prompt {
+                let mut out = io::stdout();
+                write!(out, "pdadmin> ")?;
+                out.flush()?;
+            }
+            self.buf.clear();
+            self.pos = 0;
+            self.inner.read_until(b'\n', &mut self.buf)?;
+        }
+        Ok(&self.buf[self.pos..])
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.pos += n;
+    }
+}
+
+pub fn shell(cfg: &SiteConfig) -> Result<u8> {
+    let _lock = if cfg.save {
+        Some(SiteLock::acquire(&cfg.site, cfg.lock_timeout)?)
+    } else {
+        None
+    };
+    let engine = Engine::load(&cfg.site, cfg.now, cfg.dry_run)?;
+    let interactive = io::stdin().is_terminal();
+    let input = Prompting {
+        inner: io::stdin().lock(),
+        buf: Vec::new(),
+        pos: 0,
+        prompt: interactive,
+    };
+    let source: Arc<str> = Arc::from("shell");
+    let mut failed = false;
+    for entry in CommandReader::new(input) {
+        let result = match entry? {
+            Entry::NotUtf8 { line } => engine.execute(&source, line, "", parse("\u{fffd}")),
+            Entry::Command { line, text } => engine.execute_line(&source, line, &text),
+        };
+        failed |= result.status() == Status::Error;
+        let mut text = Vec::new();
+        pdadmin::render(&result, &mut text)?;
+        // At a terminal the user has just typed the command: skip the echo line.
+        let body = if interactive {
+            text.splitn(2, |b| *b == b'\n').nth(1).unwrap_or(&[])
+        } else {
+            &text[..]
+        };
+        let mut out = PipeSafe::new(io::stdout().lock());
+        out.write_all(body)?;
+        out.flush()?;
+    }
+    if interactive {
+        println!();
+    }
+    if cfg.save {
+        engine.site.save()?;
+    }
+    Ok(u8::from(failed))
+}

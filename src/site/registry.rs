@@ -1,0 +1,273 @@
+//! The user registry: each user's groups and attributes, from `registry.yaml` or
+//! `registry.jsonl` (contract §9). One registry serves every realm, as in ISVA.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use compact_str::CompactString;
+use rayon::prelude::*;
+use serde::Deserialize;
+
+use super::error::{Located, SiteError};
+use super::locate::locate;
+use crate::credential::{self, AttrValue, Credential};
+use crate::fold::fold;
+use crate::ordered::OrderedMap;
+
+/// One registry user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserEntry {
+    /// The user as spelled in the registry.
+    pub name: String,
+    /// Groups in registry order, duplicates removed.
+    pub groups: Vec<String>,
+    pub attributes: Credential,
+}
+
+impl UserEntry {
+    /// The credential a fresh login would get: principal, groups, then the attributes.
+    pub fn credential(&self) -> Credential {
+        let mut c = Credential::with_capacity(self.attributes.len() + 2);
+        let _ = c.insert(
+            credential::PRINCIPAL_NAME,
+            AttrValue::One(self.name.clone()),
+        );
+        let _ = c.insert(credential::GROUPS, AttrValue::Many(self.groups.clone()));
+        for a in self.attributes.attrs() {
+            let _ = c.insert(a.name.clone(), a.value.clone());
+        }
+        c
+    }
+}
+
+/// A loaded registry, in file order, indexed by folded user name.
+#[derive(Debug, Clone, Default)]
+pub struct Registry {
+    users: Vec<UserEntry>,
+    index: HashMap<CompactString, u32, foldhash::fast::RandomState>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawYaml {
+    users: OrderedMap<RawUser>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUser {
+    #[serde(default)]
+    groups: Vec<String>,
+    #[serde(default)]
+    attributes: Credential,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLine {
+    user: String,
+    #[serde(default)]
+    groups: Vec<String>,
+    #[serde(default)]
+    attributes: Credential,
+}
+
+fn check_user(
+    name: &str,
+    groups: Vec<String>,
+    attributes: Credential,
+) -> Result<UserEntry, String> {
+    if name.is_empty() {
+        return Err("the user name is empty".into());
+    }
+    for reserved in [credential::PRINCIPAL_NAME, credential::GROUPS] {
+        if attributes.get(reserved).is_some() {
+            return Err(format!(
+                "attributes may not set {reserved}; it is built from the user name and groups"
+            ));
+        }
+    }
+    let mut unique: Vec<String> = Vec::with_capacity(groups.len());
+    for g in groups {
+        if !unique.contains(&g) {
+            unique.push(g);
+        }
+    }
+    Ok(UserEntry {
+        name: name.to_string(),
+        groups: unique,
+        attributes,
+    })
+}
+
+impl Registry {
+    /// Builds a registry from entries; a user given twice (in any case) is reported with the
+    /// index of both entries.
+    fn from_entries(users: Vec<UserEntry>) -> Result<Self, (usize, usize, String)> {
+        let mut index = HashMap::with_capacity_and_hasher(users.len(), Default::default());
+        for (i, u) in users.iter().enumerate() {
+            if let Some(prev) = index.insert(fold(&u.name), i as u32) {
+                return Err((prev as usize, i, u.name.clone()));
+            }
+        }
+        Ok(Self { users, index })
+    }
+
+    pub fn load_yaml(path: &Path) -> Result<Self, SiteError> {
+        let text = std::fs::read_to_string(path).map_err(|e| SiteError::io(path, e))?;
+        let raw: RawYaml = serde_yaml::from_str(&text)
+            .map_err(|e| SiteError::Invalid(Located::from_yaml(path, &e)))?;
+        let mut users = Vec::with_capacity(raw.users.0.len());
+        for (name, u) in raw.users.0 {
+            let entry = check_user(&name, u.groups, u.attributes).map_err(|m| {
+                SiteError::at(
+                    path,
+                    locate(&text, &["users", &name]),
+                    Some(format!("users.{name}")),
+                    m,
+                )
+            })?;
+            users.push(entry);
+        }
+        Self::from_entries(users).map_err(|(_, _, name)| {
+            SiteError::at(
+                path,
+                locate(&text, &["users", &name]),
+                Some(format!("users.{name}")),
+                "the user is given twice (user names ignore case)",
+            )
+        })
+    }
+
+    pub fn load_jsonl(path: &Path) -> Result<Self, SiteError> {
+        let bytes = std::fs::read(path).map_err(|e| SiteError::io(path, e))?;
+        let lines: Vec<(usize, &[u8])> = bytes
+            .split(|b| *b == b'\n')
+            .enumerate()
+            .filter(|(_, l)| !l.iter().all(u8::is_ascii_whitespace))
+            .collect();
+        let users = lines
+            .par_iter()
+            .map(|(i, line)| {
+                let at = |m: String| SiteError::at(path, Some(*i as u64 + 1), None, m);
+                let raw: RawLine = serde_json::from_slice(line).map_err(|e| at(e.to_string()))?;
+                check_user(&raw.user, raw.groups, raw.attributes).map_err(at)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Self::from_entries(users).map_err(|(a, b, _)| {
+            SiteError::at(
+                path,
+                Some(lines[b].0 as u64 + 1),
+                None,
+                format!(
+                    "the user is given twice (user names ignore case); first on line {}",
+                    lines[a].0 + 1
+                ),
+            )
+        })
+    }
+
+    pub fn get(&self, user: &str) -> Option<&UserEntry> {
+        self.index
+            .get(&fold(user))
+            .map(|i| &self.users[*i as usize])
+    }
+
+    pub fn users(&self) -> &[UserEntry] {
+        &self.users
+    }
+
+    pub fn len(&self) -> usize {
+        self.users.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.users.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn write(name: &str, text: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(name);
+        std::fs::File::create(&path)
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+        (dir, path)
+    }
+
+    #[test]
+    fn yaml_registry() {
+        let (_d, p) = write(
+            "registry.yaml",
+            "users:\n  johnq: {groups: [staff, hr, staff], attributes: {emailAddress: j@x, level: 1}}\n  \"Mary Jones\": {groups: []}\n",
+        );
+        let r = Registry::load_yaml(&p).unwrap();
+        let j = r.get("JOHNQ").unwrap();
+        assert_eq!(j.groups, ["staff", "hr"]);
+        let c = j.credential();
+        assert_eq!(
+            c.get("azn_cred_principal_name"),
+            Some(&AttrValue::One("johnq".into()))
+        );
+        assert_eq!(c.groups(), ["staff", "hr"]);
+        assert_eq!(c.get("level"), Some(&AttrValue::One("1".into())));
+        assert!(r.get("mary jones").is_some());
+    }
+
+    #[test]
+    fn yaml_errors() {
+        let (_d, p) = write(
+            "registry.yaml",
+            "users:\n  a: {groups: [x]}\n  A: {groups: [y]}\n",
+        );
+        let e = Registry::load_yaml(&p).unwrap_err().to_string();
+        assert!(
+            e.ends_with(
+                "registry.yaml:3: users.A: the user is given twice (user names ignore case)"
+            ),
+            "{e}"
+        );
+        let (_d, p) = write("registry.yaml", "users:\n  a: {groups: x}\n");
+        let e = Registry::load_yaml(&p).unwrap_err().to_string();
+        assert!(
+            e.contains("registry.yaml:2: users.a.groups: invalid type"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn jsonl_registry_and_errors() {
+        let (_d, p) = write(
+            "registry.jsonl",
+            "{\"user\":\"zoë\",\"groups\":[\"a\"]}\n\n{\"user\":\"b\"}\n",
+        );
+        let r = Registry::load_jsonl(&p).unwrap();
+        assert_eq!(r.len(), 2);
+        assert!(r.get("ZOË").is_some());
+        let (_d, p) = write(
+            "registry.jsonl",
+            "{\"user\":\"a\"}\n{\"user\":\"b\",\"grups\":[]}\n",
+        );
+        let e = Registry::load_jsonl(&p).unwrap_err().to_string();
+        assert!(e.contains("registry.jsonl:2: unknown field `grups`"), "{e}");
+        let (_d, p) = write("registry.jsonl", "{\"user\":\"a\"}\n{\"user\":\"A\"}\n");
+        let e = Registry::load_jsonl(&p).unwrap_err().to_string();
+        assert!(e.contains("registry.jsonl:2: the user is given twice (user names ignore case); first on line 1"), "{e}");
+        let (_d, p) = write(
+            "registry.jsonl",
+            "{\"user\":\"a\",\"attributes\":{\"AZN_CRED_GROUPS\":[]}}\n",
+        );
+        assert!(
+            Registry::load_jsonl(&p)
+                .unwrap_err()
+                .to_string()
+                .contains("may not set AZN_CRED_GROUPS")
+        );
+    }
+}

@@ -1,0 +1,281 @@
+//! The JSON Lines session snapshot, `sessions.jsonl` (contract §9): loading with every
+//! check, and saving atomically (write beside it, fsync, rename, fsync the directory).
+//!
+//! Loading streams the file in blocks of whole lines and parses each block in parallel, so
+//! memory stays bounded by the block size whatever the file's length.
+
+use std::borrow::Cow;
+use std::fs::{self, File};
+use std::io::{BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::error::SiteError;
+use super::topology::Topology;
+use crate::credential::Credential;
+use crate::session::Session;
+use crate::store::SessionStore;
+use crate::time::{format_timestamp, parse_timestamp};
+
+/// Bytes read per block while loading.
+const BLOCK: usize = 16 << 20;
+
+/// The environment variable that injects a crash half-way through a save (test hook).
+pub const FAULT_ENV: &str = "SMSREFRESH_FAULT";
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSession<'a> {
+    #[serde(borrow)]
+    id: Cow<'a, str>,
+    #[serde(borrow)]
+    user: Cow<'a, str>,
+    #[serde(borrow)]
+    realm: Cow<'a, str>,
+    #[serde(borrow)]
+    replica_set: Cow<'a, str>,
+    #[serde(borrow)]
+    server: Cow<'a, str>,
+    #[serde(borrow)]
+    created: Cow<'a, str>,
+    #[serde(borrow)]
+    last_access: Cow<'a, str>,
+    #[serde(default, borrow)]
+    last_refresh: Option<Cow<'a, str>>,
+    credential: Credential,
+}
+
+#[derive(Serialize)]
+struct OutSession<'a> {
+    id: &'a str,
+    user: &'a str,
+    realm: &'a str,
+    replica_set: &'a str,
+    server: &'a str,
+    created: String,
+    last_access: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_refresh: Option<String>,
+    credential: &'a Credential,
+}
+
+/// Converts one line into a session, with every check of §9 but duplicates.
+fn parse_line(
+    topology: &Topology,
+    seq: u64,
+    line: &[u8],
+) -> Result<Session, (Option<&'static str>, String)> {
+    let raw: RawSession<'_> = serde_json::from_slice(line).map_err(|e| (None, e.to_string()))?;
+    if raw.id.is_empty() {
+        return Err((Some("id"), "the session id is empty".into()));
+    }
+    if raw.user.is_empty() {
+        return Err((Some("user"), "the user name is empty".into()));
+    }
+    let realm = topology.realm(&raw.realm).ok_or_else(|| {
+        (
+            Some("realm"),
+            format!("the realm `{}` is not in topology.yaml", raw.realm),
+        )
+    })?;
+    let replica_set = topology.replica_set(&raw.replica_set).ok_or_else(|| {
+        (
+            Some("replica_set"),
+            format!(
+                "the replica set `{}` is not in topology.yaml",
+                raw.replica_set
+            ),
+        )
+    })?;
+    if topology.replica_set_def(replica_set).realm != realm {
+        return Err((
+            Some("replica_set"),
+            format!(
+                "the replica set `{}` is not in realm `{}`",
+                raw.replica_set,
+                topology.realm_def(realm).name
+            ),
+        ));
+    }
+    let server = topology.server(&raw.server).ok_or_else(|| {
+        (
+            Some("server"),
+            format!(
+                "the server `{}` does not exist in topology.yaml",
+                raw.server
+            ),
+        )
+    })?;
+    let time = |key: &'static str, s: &str| parse_timestamp(s).map_err(|m| (Some(key), m));
+    Ok(Session {
+        seq,
+        id: raw.id.as_ref().into(),
+        user: raw.user.as_ref().into(),
+        realm,
+        replica_set,
+        server,
+        created: time("created", &raw.created)?,
+        last_access: time("last_access", &raw.last_access)?,
+        last_refresh: raw
+            .last_refresh
+            .as_deref()
+            .map(|t| time("last_refresh", t))
+            .transpose()?,
+        credential: Arc::new(raw.credential),
+    })
+}
+
+/// Loads `path` into `store`; the first error (by line) is returned. Returns the count.
+pub fn load(
+    path: &Path,
+    topology: &Topology,
+    store: &dyn SessionStore,
+) -> Result<usize, SiteError> {
+    let mut file = File::open(path).map_err(|e| SiteError::io(path, e))?;
+    let mut buf: Vec<u8> = Vec::with_capacity(BLOCK + 4096);
+    let mut line_no: u64 = 0;
+    let mut count = 0usize;
+    let mut eof = false;
+    while !eof {
+        let start = buf.len();
+        buf.resize(start + BLOCK, 0);
+        let n = read_full(&mut file, &mut buf[start..]).map_err(|e| SiteError::io(path, e))?;
+        buf.truncate(start + n);
+        eof = n == 0;
+        let end = if eof {
+            buf.len()
+        } else {
+            buf.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1)
+        };
+        if end == 0 && !eof {
+            continue; // a line longer than the block: read more
+        }
+        let block = &buf[..end];
+        let lines: Vec<(u64, &[u8])> = block
+            .split(|b| *b == b'\n')
+            .enumerate()
+            .map(|(i, l)| (line_no + i as u64 + 1, l.strip_suffix(b"\r").unwrap_or(l)))
+            .filter(|(_, l)| !l.iter().all(u8::is_ascii_whitespace))
+            .collect();
+        line_no += block.iter().filter(|b| **b == b'\n').count() as u64;
+        let sessions = lines
+            .par_iter()
+            .map(|(n, l)| {
+                parse_line(topology, *n, l)
+                    .map_err(|(key, m)| SiteError::at(path, Some(*n), key.map(String::from), m))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        count += sessions.len();
+        // Insert in file order so that a duplicate names the earlier line first.
+        for s in sessions {
+            let (line, id) = (s.seq, s.id.clone());
+            store.insert(s).map_err(|d| {
+                SiteError::at(
+                    path,
+                    Some(line),
+                    Some("id".into()),
+                    format!(
+                        "the session id `{id}` is also on line {}; ids must be unique",
+                        d.existing_seq
+                    ),
+                )
+            })?;
+        }
+        buf.drain(..end);
+    }
+    Ok(count)
+}
+
+fn read_full(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+/// Writes every session of `store` to `path`, atomically: a temporary file beside it is
+/// written and fsynced, renamed over `path`, and the directory fsynced. A crash at any point
+/// leaves either the old file or the new one, never a mix.
+pub fn save(path: &Path, topology: &Topology, store: &dyn SessionStore) -> Result<(), SiteError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp: PathBuf = dir.join(format!(".{}.tmp-{}", file_name(path), std::process::id()));
+    let result = write_to(&tmp, topology, store).and_then(|()| {
+        fs::rename(&tmp, path).map_err(|e| SiteError::io(path, e))?;
+        sync_dir(dir);
+        Ok(())
+    });
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name().map_or_else(
+        || "sessions.jsonl".into(),
+        |n| n.to_string_lossy().into_owned(),
+    )
+}
+
+fn write_to(tmp: &Path, topology: &Topology, store: &dyn SessionStore) -> Result<(), SiteError> {
+    let file = File::create(tmp).map_err(|e| SiteError::io(tmp, e))?;
+    let mut out = BufWriter::with_capacity(1 << 20, file);
+    let crash_at = match std::env::var(FAULT_ENV).as_deref() {
+        Ok("abort-mid-save") => Some(store.len() / 2),
+        _ => None,
+    };
+    let mut written = 0usize;
+    let mut err: Option<std::io::Error> = None;
+    store.for_each_ordered(&mut |s| {
+        if err.is_some() {
+            return;
+        }
+        if crash_at == Some(written) {
+            let _ = out.flush();
+            std::process::abort();
+        }
+        let rec = OutSession {
+            id: &s.id,
+            user: &s.user,
+            realm: &topology.realm_def(s.realm).name,
+            replica_set: &topology.replica_set_def(s.replica_set).name,
+            server: &topology.server_def(s.server).name,
+            created: format_timestamp(s.created),
+            last_access: format_timestamp(s.last_access),
+            last_refresh: s.last_refresh.map(format_timestamp),
+            credential: &s.credential,
+        };
+        if let Err(e) = serde_json::to_writer(&mut out, &rec)
+            .map_err(std::io::Error::from)
+            .and_then(|()| out.write_all(b"\n"))
+        {
+            err = Some(e);
+        }
+        written += 1;
+    });
+    if let Some(e) = err {
+        return Err(SiteError::io(tmp, e));
+    }
+    let file = out
+        .into_inner()
+        .map_err(|e| SiteError::io(tmp, e.into_error()))?;
+    file.sync_all().map_err(|e| SiteError::io(tmp, e))?;
+    Ok(())
+}
+
+/// Makes a rename durable. Failure is ignored: some filesystems cannot fsync a directory,
+/// and the rename itself has already happened.
+fn sync_dir(dir: &Path) {
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+}

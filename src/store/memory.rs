@@ -1,0 +1,356 @@
+//! The in-memory, partitioned session store.
+//!
+//! Sessions live in a power-of-two number of partitions, each a slab of sessions plus a user
+//! index `(realm, folded user) -> slots`, behind one `parking_lot::RwLock`. The partition is
+//! chosen by a stable FNV-1a hash of (realm, folded user), so a user's sessions in a realm
+//! share one lock and one refresh is atomic for that user. A second, id-sharded index maps
+//! session ids to their slot so that `refresh session ID` never scans.
+//!
+//! Lock order: a partition lock may be held while taking an id-shard lock, never the reverse.
+
+use std::collections::HashMap;
+
+use compact_str::CompactString;
+use parking_lot::RwLock;
+
+use super::{DuplicateId, Rebuild, Scope, SessionStore};
+use crate::fold::fold;
+use crate::hash::fnv1a;
+use crate::session::{Clock, Session};
+use crate::site::topology::RealmId;
+
+type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+/// One shard of the id index: session id -> where the session sits.
+type IdShard = RwLock<Map<CompactString, Loc>>;
+
+/// The default partition count: enough that 2–16 workers rarely meet on one lock.
+pub const DEFAULT_PARTITIONS: usize = 64;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Loc {
+    partition: u32,
+    slot: u32,
+}
+
+#[derive(Default)]
+struct Partition {
+    slots: Vec<Option<Session>>,
+    free: Vec<u32>,
+    users: Map<(RealmId, CompactString), Vec<u32>>,
+}
+
+/// Keeps partitions on separate cache lines so two workers do not share one.
+#[repr(align(128))]
+struct Padded<T>(T);
+
+/// The in-memory [`SessionStore`].
+pub struct MemoryStore {
+    partitions: Box<[Padded<RwLock<Partition>>]>,
+    ids: Box<[Padded<IdShard>]>,
+    shift: u32,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::with_partitions(DEFAULT_PARTITIONS)
+    }
+}
+
+impl MemoryStore {
+    /// A store with `n` partitions, rounded up to a power of two.
+    pub fn with_partitions(n: usize) -> Self {
+        let n = n.max(1).next_power_of_two();
+        Self {
+            partitions: (0..n)
+                .map(|_| Padded(RwLock::new(Partition::default())))
+                .collect(),
+            ids: (0..n)
+                .map(|_| Padded(RwLock::new(Map::default())))
+                .collect(),
+            shift: 64 - n.trailing_zeros(),
+        }
+    }
+
+    pub fn partition_count(&self) -> usize {
+        self.partitions.len()
+    }
+
+    /// The partition of a user (folded name) in a realm: stable across runs and machines.
+    pub fn partition_of(&self, realm: RealmId, user_key: &str) -> usize {
+        self.index(fnv1a(&[&realm.0.to_le_bytes(), user_key.as_bytes()]))
+    }
+
+    fn index(&self, hash: u64) -> usize {
+        if self.shift == 64 {
+            0
+        } else {
+            (hash >> self.shift) as usize
+        }
+    }
+
+    fn id_shard(&self, id: &str) -> &IdShard {
+        &self.ids[self.index(fnv1a(&[id.as_bytes()]))].0
+    }
+
+    fn locate(&self, id: &str) -> Option<Loc> {
+        self.id_shard(id).read().get(id).copied()
+    }
+
+    /// Runs `f` on the live sessions of one user, under the partition's write lock.
+    fn with_user<R>(
+        &self,
+        realm: RealmId,
+        user_key: &str,
+        f: impl FnOnce(&mut Partition, &(RealmId, CompactString)) -> R,
+    ) -> R {
+        let key = (realm, CompactString::from(user_key));
+        let p = self.partition_of(realm, user_key);
+        let mut part = self.partitions[p].0.write();
+        f(&mut part, &key)
+    }
+}
+
+impl Partition {
+    fn remove_slot(&mut self, key: &(RealmId, CompactString), slot: u32) -> Option<Session> {
+        let s = self.slots.get_mut(slot as usize)?.take()?;
+        self.free.push(slot);
+        if let Some(list) = self.users.get_mut(key) {
+            list.retain(|x| *x != slot);
+            if list.is_empty() {
+                self.users.remove(key);
+            }
+        }
+        Some(s)
+    }
+}
+
+fn refresh_one(s: &mut Session, clock: &Clock, rebuild: &mut Rebuild<'_>) {
+    s.credential = rebuild(&s.credential);
+    s.last_refresh = Some(clock.now);
+}
+
+impl SessionStore for MemoryStore {
+    fn len(&self) -> usize {
+        self.ids.iter().map(|s| s.0.read().len()).sum()
+    }
+
+    fn insert(&self, mut session: Session) -> Result<(), DuplicateId> {
+        let key = (session.realm, fold(&session.user));
+        let p = self.partition_of(key.0, &key.1);
+        let mut part = self.partitions[p].0.write();
+        let mut ids = self.id_shard(&session.id).write();
+        if let Some(loc) = ids.get(&session.id).copied() {
+            drop(ids);
+            let seq_at = |part: &Partition| {
+                part.slots
+                    .get(loc.slot as usize)
+                    .and_then(Option::as_ref)
+                    .map_or(0, |s| s.seq)
+            };
+            let existing_seq = if loc.partition as usize == p {
+                seq_at(&part)
+            } else {
+                drop(part);
+                seq_at(&self.partitions[loc.partition as usize].0.read())
+            };
+            return Err(DuplicateId { existing_seq });
+        }
+        // Sessions of one user usually carry equal credentials: share one allocation.
+        if let Some(list) = part.users.get(&key) {
+            for slot in list {
+                if let Some(other) = &part.slots[*slot as usize]
+                    && *other.credential == *session.credential
+                {
+                    session.credential = other.credential.clone();
+                    break;
+                }
+            }
+        }
+        let id = session.id.clone();
+        let slot = match part.free.pop() {
+            Some(slot) => {
+                part.slots[slot as usize] = Some(session);
+                slot
+            }
+            None => {
+                part.slots.push(Some(session));
+                (part.slots.len() - 1) as u32
+            }
+        };
+        part.users.entry(key).or_default().push(slot);
+        ids.insert(
+            id,
+            Loc {
+                partition: p as u32,
+                slot,
+            },
+        );
+        Ok(())
+    }
+
+    fn count_user(&self, realm: RealmId, user_key: &str, scope: Scope<'_>, clock: &Clock) -> usize {
+        let p = self.partition_of(realm, user_key);
+        let part = self.partitions[p].0.read();
+        let key = (realm, CompactString::from(user_key));
+        part.users.get(&key).map_or(0, |list| {
+            list.iter()
+                .filter_map(|slot| part.slots[*slot as usize].as_ref())
+                .filter(|s| scope.admits(s) && clock.is_live(s))
+                .count()
+        })
+    }
+
+    fn refresh_user(
+        &self,
+        realm: RealmId,
+        user_key: &str,
+        scope: Scope<'_>,
+        clock: &Clock,
+        rebuild: &mut Rebuild<'_>,
+    ) -> usize {
+        self.with_user(realm, user_key, |part, key| {
+            let Some(list) = part.users.get(key) else {
+                return 0;
+            };
+            let list = list.clone();
+            let mut n = 0;
+            for slot in list {
+                if let Some(s) = part.slots[slot as usize].as_mut()
+                    && scope.admits(s)
+                    && clock.is_live(s)
+                {
+                    refresh_one(s, clock, rebuild);
+                    n += 1;
+                }
+            }
+            n
+        })
+    }
+
+    fn terminate_user(
+        &self,
+        realm: RealmId,
+        user_key: &str,
+        scope: Scope<'_>,
+        clock: &Clock,
+    ) -> usize {
+        self.with_user(realm, user_key, |part, key| {
+            let Some(list) = part.users.get(key) else {
+                return 0;
+            };
+            let doomed: Vec<u32> = list
+                .iter()
+                .copied()
+                .filter(|slot| {
+                    part.slots[*slot as usize]
+                        .as_ref()
+                        .is_some_and(|s| scope.admits(s) && clock.is_live(s))
+                })
+                .collect();
+            for slot in &doomed {
+                if let Some(s) = part.remove_slot(key, *slot) {
+                    self.id_shard(&s.id).write().remove(&s.id);
+                }
+            }
+            doomed.len()
+        })
+    }
+
+    fn session(&self, id: &str, clock: &Clock) -> Option<Session> {
+        let loc = self.locate(id)?;
+        let part = self.partitions[loc.partition as usize].0.read();
+        part.slots
+            .get(loc.slot as usize)?
+            .as_ref()
+            .filter(|s| s.id == id && clock.is_live(s))
+            .cloned()
+    }
+
+    fn refresh_session(&self, id: &str, clock: &Clock, rebuild: &mut Rebuild<'_>) -> bool {
+        let Some(loc) = self.locate(id) else {
+            return false;
+        };
+        let mut part = self.partitions[loc.partition as usize].0.write();
+        match part
+            .slots
+            .get_mut(loc.slot as usize)
+            .and_then(Option::as_mut)
+        {
+            Some(s) if s.id == id && clock.is_live(s) => {
+                refresh_one(s, clock, rebuild);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn terminate_session(&self, id: &str, clock: &Clock) -> bool {
+        let Some(loc) = self.locate(id) else {
+            return false;
+        };
+        let mut part = self.partitions[loc.partition as usize].0.write();
+        let key = match part.slots.get(loc.slot as usize).and_then(Option::as_ref) {
+            Some(s) if s.id == id && clock.is_live(s) => (s.realm, fold(&s.user)),
+            _ => return false,
+        };
+        if part.remove_slot(&key, loc.slot).is_some() {
+            self.id_shard(id).write().remove(id);
+            true
+        } else {
+            false
+        }
+    }
+
+    fn scan(&self, clock: &Clock, f: &mut dyn FnMut(&Session)) {
+        for p in self.partitions.iter() {
+            let part = p.0.read();
+            for s in part.slots.iter().flatten() {
+                if clock.is_live(s) {
+                    f(s);
+                }
+            }
+        }
+    }
+
+    fn for_each_ordered(&self, f: &mut dyn FnMut(&Session)) {
+        let guards: Vec<_> = self.partitions.iter().map(|p| p.0.read()).collect();
+        let mut order: Vec<(u64, u32, u32)> = Vec::with_capacity(self.len());
+        for (pi, part) in guards.iter().enumerate() {
+            for (si, s) in part.slots.iter().enumerate() {
+                if let Some(s) = s {
+                    order.push((s.seq, pi as u32, si as u32));
+                }
+            }
+        }
+        order.sort_unstable();
+        for (_, pi, si) in order {
+            if let Some(s) = &guards[pi as usize].slots[si as usize] {
+                f(s);
+            }
+        }
+    }
+
+    fn purge_expired(&self, clock: &Clock) -> usize {
+        let mut n = 0;
+        for p in self.partitions.iter() {
+            let mut part = p.0.write();
+            let doomed: Vec<(u32, (RealmId, CompactString))> = part
+                .slots
+                .iter()
+                .enumerate()
+                .filter_map(|(i, s)| {
+                    s.as_ref()
+                        .filter(|s| !clock.is_live(s))
+                        .map(|s| (i as u32, (s.realm, fold(&s.user))))
+                })
+                .collect();
+            for (slot, key) in doomed {
+                if let Some(s) = part.remove_slot(&key, slot) {
+                    self.id_shard(&s.id).write().remove(&s.id);
+                    n += 1;
+                }
+            }
+        }
+        n
+    }
+}

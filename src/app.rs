@@ -74,6 +74,9 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
                 }
                 None => run::run(&cfg, &mut PipeSafe::new(io::stdout().lock()))?,
             };
+            for w in &summary.warnings {
+                eprintln!("smsrefresh: warning: {w}");
+            }
             if !args.quiet {
                 print_summary(&summary);
             }
@@ -118,6 +121,7 @@ fn exec(args: &ExecArgs) -> Result<u8> {
         None
     };
     let engine = Engine::load(&cfg.site, cfg.now, cfg.dry_run)?;
+    print_warnings(&engine);
     // One argument is a whole command line; several are the shell's words, already unquoted.
     let (raw, parsed) = match args.command.as_slice() {
         [line] => (line.clone(), parse(line)),
@@ -145,6 +149,13 @@ fn exec(args: &ExecArgs) -> Result<u8> {
         engine.site.save()?;
     }
     Ok(u8::from(result.status() == Status::Error))
+}
+
+/// Configuration warnings on standard error.
+pub fn print_warnings(engine: &Engine) {
+    for w in engine.warnings() {
+        eprintln!("smsrefresh: warning: {w}");
+    }
 }
 
 /// The end-of-run summary on standard error.

@@ -77,7 +77,7 @@ catalog! {
     ENTRY_NOT_FOUND = ("HPDMG0754W", 0x14c0_12f2, true, "The entry was not found.");
     UNKNOWN_SERVER = ("DPWAP0059E", 0x3898_f03b, true, "The supplied authorization server name, %s, is not a known server.");
     SESSIONS_TERMINATED = ("SMRSS0001I", 0x534d_5202, false, "The sessions were terminated. Sessions terminated: %d.");
-    LIST_SHOWN = ("SMRSS0002I", 0x534d_5203, false, "%d of %d matching sessions shown.");
+    LIST_SHOWN = ("SMRSS0002I", 0x534d_5203, false, "Matching sessions shown: %d of %d.");
     LISTED = ("SMRCM0003I", 0x534d_5204, false, "Entries listed: %d.");
     REPLICA_SET_SHOWN = ("SMRSS0004I", 0x534d_5205, false, "Replica set %s: %d servers, %d live sessions.");
     NO_LIVE_SESSIONS = ("SMRSS0101W", 0x534d_5265, false, "The user %s has no live sessions in realm %s.");
@@ -148,7 +148,7 @@ mod tests {
         );
         assert_eq!(
             LIST_SHOWN.render(&["2", "9"]),
-            "2 of 9 matching sessions shown."
+            "Matching sessions shown: 2 of 9."
         );
         assert_eq!(ENTRY_NOT_FOUND.code_hex(), "0x14c012f2");
     }

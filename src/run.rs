@@ -67,6 +67,8 @@ pub struct Summary {
     pub execute: Duration,
     pub save: Duration,
     pub elapsed: Duration,
+    /// Configuration warnings (catalog lines), for standard error.
+    pub warnings: Vec<String>,
 }
 
 impl Summary {
@@ -138,6 +140,17 @@ impl Engine {
             },
             dry_run,
         })
+    }
+
+    /// Warnings about the configuration, as catalog message lines: refresh rules that
+    /// preserve `AZN_*` attributes.
+    pub fn warnings(&self) -> Vec<String> {
+        let m = &msg::AZN_PRESERVED;
+        self.rules
+            .azn_warnings()
+            .into_iter()
+            .map(|p| format!("{}   {} ({})", m.id, m.render(&[p]), m.code_hex()))
+            .collect()
     }
 
     fn context(&self) -> Context<'_> {
@@ -252,6 +265,7 @@ pub fn run(cfg: &RunConfig, out: &mut dyn Write) -> Result<Summary, RunError> {
     let engine = Engine::load(&cfg.site, cfg.now, cfg.dry_run)?;
     let mut summary = Summary {
         load: start.elapsed(),
+        warnings: engine.warnings(),
         ..Summary::default()
     };
     let t_exec = Instant::now();

@@ -62,6 +62,7 @@ pub fn shell(cfg: &SiteConfig) -> Result<u8> {
         None
     };
     let engine = Engine::load(&cfg.site, cfg.now, cfg.dry_run)?;
+    crate::app::print_warnings(&engine);
     let interactive = io::stdin().is_terminal();
     let input = Prompting {
         inner: io::stdin().lock(),

@@ -159,8 +159,9 @@ pub fn generate(cfg: &GenConfig) -> io::Result<GenSummary> {
     for i in 1..=cfg.users {
         let user = format!("user{i:07}");
         let ngroups = 5 + rng.below(11);
-        let mut user_groups: Vec<String> = Vec::with_capacity(ngroups as usize);
-        for _ in 0..ngroups {
+        let want = ngroups.min(groups) as usize;
+        let mut user_groups: Vec<String> = Vec::with_capacity(want);
+        while user_groups.len() < want {
             let g = format!("group{:04}", rng.below(groups));
             if !user_groups.contains(&g) {
                 user_groups.push(g);

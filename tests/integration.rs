@@ -1,1 +1,13 @@
+//! The one integration-test binary: every module drives the real `smsrefresh` binary on real
+//! files, or the library through its public API.
 
+mod integration {
+    pub mod util;
+
+    mod catalog_docs;
+    mod demo;
+    mod exec_shell;
+    mod properties;
+    mod snapshot;
+    mod synthetic;
+}

@@ -77,7 +77,8 @@ impl Context<'_> {
                     looked_up: Some(m),
                     ..Outcome::new(m, &[])
                 }
-                .with_text(m.text),
+                .with_text(m.text)
+                .with_status(Status::Ok),
                 None => fail(&msg::UNKNOWN_CODE, &[code]),
             },
             Command::Task { server, task } => match self.topology.server(server) {
@@ -106,7 +107,7 @@ impl Context<'_> {
     fn registry_user(&self, user: &str) -> Result<&UserEntry, Outcome> {
         self.registry
             .get(user)
-            .ok_or_else(|| fail(&msg::ENTRY_NOT_FOUND, &[]))
+            .ok_or_else(|| fail(&msg::ENTRY_NOT_FOUND, &[]).with_status(Status::Error))
     }
 
     /// The live session `id`, which must be in `realm`.

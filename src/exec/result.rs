@@ -74,6 +74,9 @@ impl NamedItem {
 /// What executing a command produced, before it is placed in its input.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {
+    /// Usually the message's severity; IBM's `HPDMG0754W` is a warning ID but a failed
+    /// refresh (contract §3), and `errtext` succeeds whatever it looks up.
+    pub status: Status,
     pub message: &'static Message,
     pub text: String,
     pub sessions: u64,
@@ -86,6 +89,7 @@ pub struct Outcome {
 impl Outcome {
     pub fn new(message: &'static Message, args: &[&str]) -> Self {
         Self {
+            status: Status::of(message),
             message,
             text: message.render(args),
             sessions: 0,
@@ -101,7 +105,12 @@ impl Outcome {
     }
 
     pub fn status(&self) -> Status {
-        Status::of(self.message)
+        self.status
+    }
+
+    pub fn with_status(mut self, status: Status) -> Self {
+        self.status = status;
+        self
     }
 }
 

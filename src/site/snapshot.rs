@@ -207,7 +207,9 @@ fn read_full(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
 /// leaves either the old file or the new one, never a mix.
 pub fn save(path: &Path, topology: &Topology, store: &dyn SessionStore) -> Result<(), SiteError> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp: PathBuf = dir.join(format!(".{}.tmp-{}", file_name(path), std::process::id()));
+    let prefix = format!(".{}.tmp-", file_name(path));
+    remove_stale(dir, &prefix);
+    let tmp: PathBuf = dir.join(format!("{prefix}{}", std::process::id()));
     let result = write_to(&tmp, topology, store).and_then(|()| {
         fs::rename(&tmp, path).map_err(|e| SiteError::io(path, e))?;
         sync_dir(dir);
@@ -217,6 +219,18 @@ pub fn save(path: &Path, topology: &Topology, store: &dyn SessionStore) -> Resul
         let _ = fs::remove_file(&tmp);
     }
     result
+}
+
+/// Removes temporary files left by a run that died while saving. Only a lock holder saves,
+/// so no other live process owns them.
+fn remove_stale(dir: &Path, prefix: &str) {
+    if let Ok(entries) = fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.file_name().to_string_lossy().starts_with(prefix) {
+                let _ = fs::remove_file(e.path());
+            }
+        }
+    }
 }
 
 fn file_name(path: &Path) -> String {

@@ -66,7 +66,7 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
     match cli.command {
         Cmd::Run(args) => {
             let cfg = args.validate()?;
-            let summary = match &args.output {
+            let finished = match &args.output {
                 Some(path) => {
                     let file = File::create(path)
                         .with_context(|| format!("{}: cannot create", path.display()))?;
@@ -74,6 +74,10 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
                 }
                 None => run::run(&cfg, &mut PipeSafe::new(io::stdout().lock()))?,
             };
+            let summary = finished.summary;
+            // The process exits next: let the OS reclaim the site instead of freeing millions
+            // of sessions one by one (seconds on a large site).
+            std::mem::forget(finished.engine);
             for w in &summary.warnings {
                 eprintln!("smsrefresh: warning: {w}");
             }
@@ -148,6 +152,8 @@ fn exec(args: &ExecArgs) -> Result<u8> {
     if cfg.save {
         engine.site.save()?;
     }
+    // As for `run`: the process exits next, so skip freeing the site piece by piece.
+    std::mem::forget(engine);
     Ok(u8::from(result.status() == Status::Error))
 }
 

@@ -248,8 +248,16 @@ fn open(input: &Input) -> Result<Box<dyn BufRead>, RunError> {
     })
 }
 
+/// A finished run: its summary, and the loaded site, which the caller may drop or (a
+/// process about to exit) leak, since freeing millions of sessions one by one takes seconds
+/// that the operating system does at once.
+pub struct Finished {
+    pub summary: Summary,
+    pub engine: Engine,
+}
+
 /// Runs `cfg`, writing results to `out`.
-pub fn run(cfg: &RunConfig, out: &mut dyn Write) -> Result<Summary, RunError> {
+pub fn run(cfg: &RunConfig, out: &mut dyn Write) -> Result<Finished, RunError> {
     let start = Instant::now();
     // Every input must open before anything changes (exit 2 otherwise).
     let mut readers = cfg
@@ -318,5 +326,5 @@ pub fn run(cfg: &RunConfig, out: &mut dyn Write) -> Result<Summary, RunError> {
         summary.save = t_save.elapsed();
     }
     summary.elapsed = start.elapsed();
-    Ok(summary)
+    Ok(Finished { summary, engine })
 }

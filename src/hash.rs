@@ -24,6 +24,22 @@ pub fn fnv1a(parts: &[&[u8]]) -> u64 {
     h
 }
 
+/// MurmurHash3's 64-bit finaliser. FNV-1a mixes its last bytes poorly into the high bits,
+/// which pick the partition; this spreads them (`user1`…`user999` otherwise crowd into a
+/// few partitions).
+pub fn mix(mut h: u64) -> u64 {
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^ (h >> 33)
+}
+
+/// The specified, stable hash of a sequence of byte strings: FNV-1a, then [`mix`].
+pub fn stable_hash(parts: &[&[u8]]) -> u64 {
+    mix(fnv1a(parts))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -34,5 +50,7 @@ mod tests {
         assert_eq!(fnv1a(&[b""]), OFFSET);
         assert_eq!(fnv1a(&[b"a"]), 0xaf63_dc4c_8601_ec8c);
         assert_ne!(fnv1a(&[b"ab", b"c"]), fnv1a(&[b"a", b"bc"]));
+        assert_eq!(mix(0), 0);
+        assert_eq!(stable_hash(&[b"johnq"]), mix(fnv1a(&[b"johnq"])));
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! Sessions live in a power-of-two number of partitions, each a slab of sessions plus a user
 //! index `(realm, folded user) -> slots`, behind one `parking_lot::RwLock`. The partition is
-//! chosen by a stable FNV-1a hash of (realm, folded user), so a user's sessions in a realm
+//! chosen by a stable hash (FNV-1a, then a finaliser) of (realm, folded user), so a user's sessions in a realm
 //! share one lock and one refresh is atomic for that user. A second, id-sharded index maps
 //! session ids to their slot so that `refresh session ID` never scans.
 //!
@@ -15,7 +15,7 @@ use parking_lot::RwLock;
 
 use super::{DuplicateId, Rebuild, Scope, SessionStore};
 use crate::fold::fold;
-use crate::hash::fnv1a;
+use crate::hash::stable_hash;
 use crate::session::{Clock, Session};
 use crate::site::topology::RealmId;
 
@@ -77,7 +77,7 @@ impl MemoryStore {
 
     /// The partition of a user (folded name) in a realm: stable across runs and machines.
     pub fn partition_of(&self, realm: RealmId, user_key: &str) -> usize {
-        self.index(fnv1a(&[&realm.0.to_le_bytes(), user_key.as_bytes()]))
+        self.index(stable_hash(&[&realm.0.to_le_bytes(), user_key.as_bytes()]))
     }
 
     fn index(&self, hash: u64) -> usize {
@@ -89,7 +89,7 @@ impl MemoryStore {
     }
 
     fn id_shard(&self, id: &str) -> &IdShard {
-        &self.ids[self.index(fnv1a(&[id.as_bytes()]))].0
+        &self.ids[self.index(stable_hash(&[id.as_bytes()]))].0
     }
 
     fn locate(&self, id: &str) -> Option<Loc> {
@@ -352,5 +352,187 @@ impl SessionStore for MemoryStore {
             }
         }
         n
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    use crate::credential::{AttrValue, Credential};
+    use crate::site::topology::{ReplicaSetId, ServerId};
+
+    fn cred(groups: &[&str]) -> Arc<Credential> {
+        let mut c = Credential::new();
+        c.insert(
+            "AZN_CRED_GROUPS",
+            AttrValue::Many(groups.iter().map(|g| g.to_string()).collect()),
+        )
+        .unwrap();
+        Arc::new(c)
+    }
+
+    fn session(seq: u64, id: &str, user: &str, realm: u16, rs: u16) -> Session {
+        Session {
+            seq,
+            id: id.into(),
+            user: user.into(),
+            realm: RealmId(realm),
+            replica_set: ReplicaSetId(rs),
+            server: ServerId(0),
+            created: 1000,
+            last_access: 1000,
+            last_refresh: None,
+            credential: cred(&["old"]),
+        }
+    }
+
+    const CLOCK: Clock = Clock {
+        now: 2000,
+        timeout: 0,
+        inactive_timeout: 0,
+    };
+
+    fn store() -> MemoryStore {
+        let s = MemoryStore::with_partitions(8);
+        s.insert(session(1, "a1", "Alice", 0, 0)).unwrap();
+        s.insert(session(2, "a2", "alice", 0, 1)).unwrap();
+        s.insert(session(3, "a3", "ALICE", 1, 2)).unwrap();
+        s.insert(session(4, "b1", "bob", 0, 0)).unwrap();
+        s
+    }
+
+    fn new_cred(_: &Arc<Credential>) -> Arc<Credential> {
+        cred(&["new"])
+    }
+
+    #[test]
+    fn partition_choice_is_stable() {
+        let s = MemoryStore::with_partitions(64);
+        // Golden values: changing the partition function changes snapshots' locality and
+        // per-partition statistics, so it must be deliberate.
+        assert_eq!(s.partition_of(RealmId(0), "johnq"), 48);
+        assert_eq!(s.partition_of(RealmId(1), "johnq"), 15);
+        let spread: std::collections::HashSet<_> = (0..1000)
+            .map(|i| s.partition_of(RealmId(0), &format!("user{i}")))
+            .collect();
+        assert_eq!(spread.len(), 64);
+        assert_eq!(
+            MemoryStore::with_partitions(1).partition_of(RealmId(3), "x"),
+            0
+        );
+        assert_eq!(MemoryStore::with_partitions(100).partition_count(), 128);
+    }
+
+    #[test]
+    fn duplicate_ids_are_rejected_with_the_other_seq() {
+        let s = store();
+        assert_eq!(
+            s.insert(session(9, "a2", "zed", 1, 2)),
+            Err(DuplicateId { existing_seq: 2 })
+        );
+        assert_eq!(s.len(), 4);
+    }
+
+    #[test]
+    fn sessions_of_one_user_share_a_credential() {
+        let s = store();
+        let (a1, a2) = (
+            s.session("a1", &CLOCK).unwrap(),
+            s.session("a2", &CLOCK).unwrap(),
+        );
+        assert!(Arc::ptr_eq(&a1.credential, &a2.credential));
+    }
+
+    #[test]
+    fn refresh_user_touches_only_that_user_in_that_realm_and_scope() {
+        let s = store();
+        let n = s.refresh_user(RealmId(0), "alice", Scope::Realm, &CLOCK, &mut new_cred);
+        assert_eq!(n, 2);
+        for id in ["a1", "a2"] {
+            let x = s.session(id, &CLOCK).unwrap();
+            assert_eq!(x.credential.groups(), ["new"]);
+            assert_eq!(x.last_refresh, Some(2000));
+        }
+        for id in ["a3", "b1"] {
+            assert_eq!(
+                s.session(id, &CLOCK).unwrap().credential.groups(),
+                ["old"],
+                "{id}"
+            );
+        }
+        let n = s.refresh_user(
+            RealmId(0),
+            "bob",
+            Scope::ReplicaSets(&[ReplicaSetId(1)]),
+            &CLOCK,
+            &mut new_cred,
+        );
+        assert_eq!(n, 0);
+        assert_eq!(
+            s.count_user(
+                RealmId(0),
+                "alice",
+                Scope::ReplicaSets(&[ReplicaSetId(1)]),
+                &CLOCK
+            ),
+            1
+        );
+    }
+
+    #[test]
+    fn terminate_user_and_session_update_both_indexes() {
+        let s = store();
+        assert_eq!(
+            s.terminate_user(RealmId(0), "alice", Scope::Realm, &CLOCK),
+            2
+        );
+        assert!(s.session("a1", &CLOCK).is_none());
+        assert_eq!(s.count_user(RealmId(0), "alice", Scope::Realm, &CLOCK), 0);
+        assert_eq!(s.len(), 2);
+        assert!(s.terminate_session("b1", &CLOCK));
+        assert!(!s.terminate_session("b1", &CLOCK));
+        assert!(!s.terminate_session("nope", &CLOCK));
+        assert_eq!(s.len(), 1);
+        // Freed slots are reused and the id index follows.
+        s.insert(session(10, "c1", "carol", 0, 0)).unwrap();
+        assert_eq!(s.session("c1", &CLOCK).unwrap().user, "carol");
+    }
+
+    #[test]
+    fn expired_sessions_are_invisible_and_purgeable() {
+        let s = store();
+        let strict = Clock {
+            now: 2000,
+            timeout: 999,
+            inactive_timeout: 0,
+        };
+        assert!(s.session("a1", &strict).is_none());
+        assert_eq!(
+            s.refresh_user(RealmId(0), "alice", Scope::Realm, &strict, &mut new_cred),
+            0
+        );
+        let edge = Clock {
+            now: 2000,
+            timeout: 1000,
+            inactive_timeout: 0,
+        };
+        assert!(
+            s.session("a1", &edge).is_some(),
+            "expiry is strictly greater than the limit"
+        );
+        assert_eq!(s.purge_expired(&strict), 4);
+        assert!(s.is_empty());
+    }
+
+    #[test]
+    fn ordered_iteration_follows_seq() {
+        let s = store();
+        s.terminate_session("a2", &CLOCK);
+        s.insert(session(0, "z0", "zed", 0, 0)).unwrap();
+        let mut ids = Vec::new();
+        s.for_each_ordered(&mut |x| ids.push(x.id.to_string()));
+        assert_eq!(ids, ["z0", "a1", "a3", "b1"]);
     }
 }

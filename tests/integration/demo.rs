@@ -452,3 +452,81 @@ fn csv_output_has_a_header_and_neutralises_formulas() {
     assert!(row.contains(",'=cmd|calc,"), "{row}");
     assert!(row.contains(",error,HPDMG0754W,0x14c012f2,"), "{row}");
 }
+
+#[test]
+fn expired_sessions_are_invisible_to_every_command() {
+    let (_tmp, site) = demo_copy();
+    let topo = std::fs::read_to_string(site.join("topology.yaml")).unwrap();
+    // Lifetime 3 h, inactivity 10 min; at 18:30 johnq's session 00003 (idle since 15:44) has
+    // expired, 00001 (idle 9 min) and 00002 (created 17:31) have not.
+    std::fs::write(
+        site.join("topology.yaml"),
+        topo.replace(
+            "session: {timeout: 0, inactive_timeout: 0}",
+            "session: {timeout: 10800, inactive_timeout: 600}",
+        ),
+    )
+    .unwrap();
+    let s = site.to_str().unwrap();
+    let input = "server task default-webseald-cruz sms session list -realm ibm.com johnq 10\n\
+                 server task default-webseald-cruz sms session refresh session ZGVmYXVsdC13ZWJzZWFsZC1jcnV6_00003 -realm ibm.com\n\
+                 server task default-webseald-cruz sms session refresh all_sessions johnq -realm ibm.com\n";
+    let out = run(
+        &[
+            "run",
+            "--site",
+            s,
+            "--now",
+            "2026-11-27T18:30:00Z",
+            "--format",
+            "jsonl",
+            "-q",
+            "-",
+        ],
+        Some(input),
+    );
+    let r = json_lines(&out);
+    let ids: Vec<&str> = r[0]["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            "ZGVmYXVsdC13ZWJzZWFsZC1hYmMuaWJtLmNvbQ_00001",
+            "ZGVmYXVsdC13ZWJzZWFsZC1hYmMuaWJtLmNvbQ_00002"
+        ]
+    );
+    assert_eq!(r[1]["message_id"], "SMRSS0202E");
+    assert_eq!(r[2]["sessions"], 2);
+    // Expired sessions stay in the snapshot, unrefreshed.
+    let after = sessions(&site);
+    assert!(
+        session(&after, "ZGVmYXVsdC13ZWJzZWFsZC1jcnV6_00003")
+            .unwrap()
+            .get("last_refresh")
+            .is_none()
+    );
+    assert!(
+        session(&after, "ZGVmYXVsdC13ZWJzZWFsZC1hYmMuaWJtLmNvbQ_00001")
+            .unwrap()
+            .get("last_refresh")
+            .is_some()
+    );
+    // Much later, everything has expired: a refresh finds nothing to do.
+    let late = run(
+        &[
+            "exec",
+            "--site",
+            s,
+            "--no-save",
+            "--now",
+            "2026-11-29T00:00:00Z",
+            "server task default-webseald-cruz sms session refresh all_sessions johnq -realm ibm.com",
+        ],
+        None,
+    );
+    assert!(stdout(&late).contains("SMRSS0101W"));
+}

@@ -20,6 +20,7 @@ use crate::rules::RefreshRules;
 use crate::session::Clock;
 use crate::site::lock::SiteLock;
 use crate::site::{Site, SiteError};
+use crate::store::SessionStore;
 
 /// Where a run reads commands from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -173,7 +174,7 @@ impl Engine {
     ) -> CommandResult {
         match parsed {
             Ok(cmd) => {
-                let outcome = self.context().execute(&cmd);
+                let outcome = self.context().execute(&mut *self.site.store.ops(), &cmd);
                 self.result(source, line, &cmd, outcome)
             }
             Err(e) => self.invalid(

@@ -21,17 +21,19 @@ use crate::session::{Clock, Session};
 use crate::site::registry::UserEntry;
 use crate::site::topology::{RealmId, ServerId};
 use crate::site::{Registry, Topology};
-use crate::store::{Scope, SessionStore};
+use crate::store::{Scope, SessionOps, SessionStore};
 use crate::time::format_timestamp;
 
 /// `session list` patterns: `*` is the only wildcard (as dscadmin documents), compared
 /// case-insensitively.
 type UserPattern = WildMatchPattern<'*', '\u{0}'>;
 
-/// Everything a command runs against.
+/// Everything a command runs against. Session operations go through a [`SessionOps`]
+/// given per call: the whole store, or one partition the batch engine has locked.
 pub struct Context<'a> {
     pub topology: &'a Topology,
     pub registry: &'a Registry,
+    /// For the commands that read every partition (lists, replica set counts).
     pub store: &'a dyn SessionStore,
     pub rules: &'a RefreshRules,
     pub clock: Clock,
@@ -60,8 +62,8 @@ pub fn rebuilder<'a>(
 }
 
 impl Context<'_> {
-    /// Executes one parsed command.
-    pub fn execute(&self, cmd: &Command) -> Outcome {
+    /// Executes one parsed command with `ops`.
+    pub fn execute(&self, ops: &mut dyn SessionOps, cmd: &Command) -> Outcome {
         match cmd {
             Command::ServerList => {
                 let items: Vec<Item> = self
@@ -83,7 +85,7 @@ impl Context<'_> {
             },
             Command::Task { server, task } => match self.topology.server(server) {
                 None => fail(&msg::UNKNOWN_SERVER, &[server]),
-                Some(id) => self.task(server, id, task),
+                Some(id) => self.task(ops, server, id, task),
             },
         }
     }
@@ -113,29 +115,33 @@ impl Context<'_> {
     /// The live session `id`, which must be in `realm`.
     fn session_in_realm(
         &self,
+        ops: &dyn SessionOps,
         id: &str,
         realm: RealmId,
         realm_name: &str,
     ) -> Result<Session, Outcome> {
-        self.store
-            .session(id, &self.clock)
+        ops.session(id, &self.clock)
             .filter(|s| s.realm == realm)
             .ok_or_else(|| fail(&msg::SESSION_NOT_FOUND, &[id, realm_name]))
     }
 
-    fn task(&self, server_name: &str, server: ServerId, task: &Task) -> Outcome {
+    fn task(
+        &self,
+        ops: &mut dyn SessionOps,
+        server_name: &str,
+        server: ServerId,
+        task: &Task,
+    ) -> Outcome {
         let r = match task {
-            Task::SmsRefreshAll { user, realm } => self.refresh_all(user, realm),
+            Task::SmsRefreshAll { user, realm } => self.refresh_all(ops, user, realm),
             Task::SmsTerminateAll { user, realm } => self.realm(realm).map(|rid| {
-                let n = self
-                    .store
-                    .terminate_user(rid, &fold(user), Scope::Realm, &self.clock);
+                let n = ops.terminate_user(rid, &fold(user), Scope::Realm, &self.clock);
                 self.terminated(n, user, realm)
             }),
-            Task::SmsRefreshSession { id, realm } => self.refresh_session(id, realm),
+            Task::SmsRefreshSession { id, realm } => self.refresh_session(ops, id, realm),
             Task::SmsTerminateSession { id, realm } => self.realm(realm).and_then(|rid| {
-                self.session_in_realm(id, rid, realm)?;
-                let done = self.store.terminate_session(id, &self.clock);
+                self.session_in_realm(ops, id, rid, realm)?;
+                let done = ops.terminate_session(id, &self.clock);
                 Ok(self.terminated(usize::from(done), "", realm))
             }),
             Task::SmsSessionList {
@@ -206,18 +212,19 @@ impl Context<'_> {
                     .sessions(n))
                 }
             },
-            Task::RefreshAll { user } => self.webseal_refresh(server_name, server, user),
-            Task::TerminateAll { user } => Ok(self.webseal_terminate(server_name, server, user)),
+            Task::RefreshAll { user } => self.webseal_refresh(ops, server_name, server, user),
+            Task::TerminateAll { user } => {
+                Ok(self.webseal_terminate(ops, server_name, server, user))
+            }
             Task::TerminateSession { id } => {
                 let sets = &self.topology.server_def(server).replica_sets;
-                match self
-                    .store
+                match ops
                     .session(id, &self.clock)
                     .filter(|s| sets.contains(&s.replica_set))
                 {
                     None => Err(fail(&msg::SESSION_NOT_ON_SERVER, &[id, server_name])),
                     Some(_) => {
-                        let done = self.store.terminate_session(id, &self.clock);
+                        let done = ops.terminate_session(id, &self.clock);
                         Ok(self.terminated(usize::from(done), "", ""))
                     }
                 }
@@ -238,13 +245,16 @@ impl Context<'_> {
         Outcome::new(&msg::CREDENTIAL_UPDATED, &[&n.to_string()]).sessions(n)
     }
 
-    fn refresh_all(&self, user: &str, realm: &str) -> Result<Outcome, Outcome> {
+    fn refresh_all(
+        &self,
+        ops: &mut dyn SessionOps,
+        user: &str,
+        realm: &str,
+    ) -> Result<Outcome, Outcome> {
         let rid = self.realm(realm)?;
         let entry = self.registry_user(user)?;
         let mut rebuild = rebuilder(self.rules, entry);
-        let n = self
-            .store
-            .refresh_user(rid, &fold(user), Scope::Realm, &self.clock, &mut rebuild);
+        let n = ops.refresh_user(rid, &fold(user), Scope::Realm, &self.clock, &mut rebuild);
         Ok(if n == 0 {
             fail(&msg::NO_LIVE_SESSIONS, &[user, realm])
         } else {
@@ -252,12 +262,17 @@ impl Context<'_> {
         })
     }
 
-    fn refresh_session(&self, id: &str, realm: &str) -> Result<Outcome, Outcome> {
+    fn refresh_session(
+        &self,
+        ops: &mut dyn SessionOps,
+        id: &str,
+        realm: &str,
+    ) -> Result<Outcome, Outcome> {
         let rid = self.realm(realm)?;
-        let session = self.session_in_realm(id, rid, realm)?;
+        let session = self.session_in_realm(ops, id, rid, realm)?;
         let entry = self.registry_user(&session.user)?;
         let mut rebuild = rebuilder(self.rules, entry);
-        let done = self.store.refresh_session(id, &self.clock, &mut rebuild);
+        let done = ops.refresh_session(id, &self.clock, &mut rebuild);
         Ok(if done {
             Self::refreshed(1)
         } else {
@@ -283,6 +298,7 @@ impl Context<'_> {
 
     fn webseal_refresh(
         &self,
+        ops: &mut dyn SessionOps,
         server_name: &str,
         server: ServerId,
         user: &str,
@@ -292,7 +308,7 @@ impl Context<'_> {
         let mut n = 0;
         for (realm, sets) in self.server_realms(server) {
             let mut rebuild = rebuilder(self.rules, entry);
-            n += self.store.refresh_user(
+            n += ops.refresh_user(
                 realm,
                 &key,
                 Scope::ReplicaSets(&sets),
@@ -307,14 +323,19 @@ impl Context<'_> {
         })
     }
 
-    fn webseal_terminate(&self, server_name: &str, server: ServerId, user: &str) -> Outcome {
+    fn webseal_terminate(
+        &self,
+        ops: &mut dyn SessionOps,
+        server_name: &str,
+        server: ServerId,
+        user: &str,
+    ) -> Outcome {
         let key = fold(user);
         let n: usize = self
             .server_realms(server)
             .iter()
             .map(|(realm, sets)| {
-                self.store
-                    .terminate_user(*realm, &key, Scope::ReplicaSets(sets), &self.clock)
+                ops.terminate_user(*realm, &key, Scope::ReplicaSets(sets), &self.clock)
             })
             .sum();
         if n == 0 {

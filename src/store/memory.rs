@@ -2,18 +2,23 @@
 //!
 //! Sessions live in a power-of-two number of partitions, each a slab of sessions plus a user
 //! index `(realm, folded user) -> slots`, behind one `parking_lot::RwLock`. The partition is
-//! chosen by a stable hash (FNV-1a, then a finaliser) of (realm, folded user), so a user's sessions in a realm
-//! share one lock and one refresh is atomic for that user. A second, id-sharded index maps
-//! session ids to their slot so that `refresh session ID` never scans.
+//! chosen by a stable hash (FNV-1a, then a finaliser) of (realm, folded user), so a user's
+//! sessions in a realm share one lock and one refresh is atomic for that user. A second,
+//! id-sharded index maps session ids to their slot so that `refresh session ID` never scans.
 //!
-//! Lock order: a partition lock may be held while taking an id-shard lock, never the reverse.
+//! Every per-user and per-session operation is written once, on [`Locked`] (a partition
+//! under its write lock); the store's own [`SessionOps`] methods lock the right partition and
+//! delegate, and the batch engine takes a lock once for a whole group of commands.
+//!
+//! Lock order: a partition lock may be held while taking an id-shard lock, never the reverse,
+//! and no thread holds two partition locks.
 
 use std::collections::HashMap;
 
 use compact_str::CompactString;
-use parking_lot::RwLock;
+use parking_lot::{RwLock, RwLockWriteGuard};
 
-use super::{DuplicateId, Rebuild, Scope, SessionStore};
+use super::{DuplicateId, Rebuild, Scope, SessionOps, SessionStore};
 use crate::fold::fold;
 use crate::hash::stable_hash;
 use crate::session::{Clock, Session};
@@ -22,6 +27,7 @@ use crate::site::topology::RealmId;
 type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 /// One shard of the id index: session id -> where the session sits.
 type IdShard = RwLock<Map<CompactString, Loc>>;
+type UserKey = (RealmId, CompactString);
 
 /// The default partition count: enough that 2–16 workers rarely meet on one lock.
 pub const DEFAULT_PARTITIONS: usize = 64;
@@ -36,7 +42,7 @@ struct Loc {
 struct Partition {
     slots: Vec<Option<Session>>,
     free: Vec<u32>,
-    users: Map<(RealmId, CompactString), Vec<u32>>,
+    users: Map<UserKey, Vec<u32>>,
 }
 
 /// Keeps partitions on separate cache lines so two workers do not share one.
@@ -71,15 +77,6 @@ impl MemoryStore {
         }
     }
 
-    pub fn partition_count(&self) -> usize {
-        self.partitions.len()
-    }
-
-    /// The partition of a user (folded name) in a realm: stable across runs and machines.
-    pub fn partition_of(&self, realm: RealmId, user_key: &str) -> usize {
-        self.index(stable_hash(&[&realm.0.to_le_bytes(), user_key.as_bytes()]))
-    }
-
     fn index(&self, hash: u64) -> usize {
         if self.shift == 64 {
             0
@@ -96,31 +93,70 @@ impl MemoryStore {
         self.id_shard(id).read().get(id).copied()
     }
 
-    /// Runs `f` on the live sessions of one user, under the partition's write lock.
-    fn with_user<R>(
-        &self,
-        realm: RealmId,
-        user_key: &str,
-        f: impl FnOnce(&mut Partition, &(RealmId, CompactString)) -> R,
-    ) -> R {
-        let key = (realm, CompactString::from(user_key));
-        let p = self.partition_of(realm, user_key);
-        let mut part = self.partitions[p].0.write();
-        f(&mut part, &key)
+    fn lock(&self, partition: usize) -> Locked<'_> {
+        Locked {
+            store: self,
+            index: partition,
+            part: self.partitions[partition].0.write(),
+        }
     }
 }
 
-impl Partition {
-    fn remove_slot(&mut self, key: &(RealmId, CompactString), slot: u32) -> Option<Session> {
-        let s = self.slots.get_mut(slot as usize)?.take()?;
-        self.free.push(slot);
-        if let Some(list) = self.users.get_mut(key) {
+/// One partition under its write lock: where every session operation is implemented.
+pub struct Locked<'a> {
+    store: &'a MemoryStore,
+    index: usize,
+    part: RwLockWriteGuard<'a, Partition>,
+}
+
+impl Locked<'_> {
+    fn key(realm: RealmId, user_key: &str) -> UserKey {
+        (realm, CompactString::from(user_key))
+    }
+
+    /// The slot of a session id, when it sits in this partition.
+    fn slot_of(&self, id: &str) -> Option<u32> {
+        let loc = self.store.locate(id)?;
+        debug_assert_eq!(
+            loc.partition as usize, self.index,
+            "session {id} is in another partition"
+        );
+        (loc.partition as usize == self.index).then_some(loc.slot)
+    }
+
+    fn live(&self, slot: u32, id: &str, clock: &Clock) -> Option<&Session> {
+        self.part
+            .slots
+            .get(slot as usize)?
+            .as_ref()
+            .filter(|s| s.id == id && clock.is_live(s))
+    }
+
+    fn remove_slot(&mut self, key: &UserKey, slot: u32) -> Option<Session> {
+        let part = &mut *self.part;
+        let s = part.slots.get_mut(slot as usize)?.take()?;
+        part.free.push(slot);
+        if let Some(list) = part.users.get_mut(key) {
             list.retain(|x| *x != slot);
             if list.is_empty() {
-                self.users.remove(key);
+                part.users.remove(key);
             }
         }
+        self.store.id_shard(&s.id).write().remove(&s.id);
         Some(s)
+    }
+
+    fn user_slots(&self, key: &UserKey, scope: Scope<'_>, clock: &Clock) -> Vec<u32> {
+        self.part.users.get(key).map_or_else(Vec::new, |list| {
+            list.iter()
+                .copied()
+                .filter(|slot| {
+                    self.part.slots[*slot as usize]
+                        .as_ref()
+                        .is_some_and(|s| scope.admits(s) && clock.is_live(s))
+                })
+                .collect()
+        })
     }
 }
 
@@ -129,9 +165,159 @@ fn refresh_one(s: &mut Session, clock: &Clock, rebuild: &mut Rebuild<'_>) {
     s.last_refresh = Some(clock.now);
 }
 
+impl SessionOps for Locked<'_> {
+    fn count_user(&self, realm: RealmId, user_key: &str, scope: Scope<'_>, clock: &Clock) -> usize {
+        self.user_slots(&Self::key(realm, user_key), scope, clock)
+            .len()
+    }
+
+    fn refresh_user(
+        &mut self,
+        realm: RealmId,
+        user_key: &str,
+        scope: Scope<'_>,
+        clock: &Clock,
+        rebuild: &mut Rebuild<'_>,
+    ) -> usize {
+        let slots = self.user_slots(&Self::key(realm, user_key), scope, clock);
+        for slot in &slots {
+            if let Some(s) = self.part.slots[*slot as usize].as_mut() {
+                refresh_one(s, clock, rebuild);
+            }
+        }
+        slots.len()
+    }
+
+    fn terminate_user(
+        &mut self,
+        realm: RealmId,
+        user_key: &str,
+        scope: Scope<'_>,
+        clock: &Clock,
+    ) -> usize {
+        let key = Self::key(realm, user_key);
+        let slots = self.user_slots(&key, scope, clock);
+        for slot in &slots {
+            self.remove_slot(&key, *slot);
+        }
+        slots.len()
+    }
+
+    fn session(&self, id: &str, clock: &Clock) -> Option<Session> {
+        self.live(self.slot_of(id)?, id, clock).cloned()
+    }
+
+    fn refresh_session(&mut self, id: &str, clock: &Clock, rebuild: &mut Rebuild<'_>) -> bool {
+        let Some(slot) = self.slot_of(id) else {
+            return false;
+        };
+        if self.live(slot, id, clock).is_none() {
+            return false;
+        }
+        if let Some(s) = self.part.slots[slot as usize].as_mut() {
+            refresh_one(s, clock, rebuild);
+        }
+        true
+    }
+
+    fn terminate_session(&mut self, id: &str, clock: &Clock) -> bool {
+        let Some(slot) = self.slot_of(id) else {
+            return false;
+        };
+        let Some(s) = self.live(slot, id, clock) else {
+            return false;
+        };
+        let key = (s.realm, fold(&s.user));
+        self.remove_slot(&key, slot).is_some()
+    }
+}
+
+/// The store's own operations lock the one partition concerned for each call.
+impl SessionOps for &MemoryStore {
+    fn count_user(&self, realm: RealmId, user_key: &str, scope: Scope<'_>, clock: &Clock) -> usize {
+        let part = self.partitions[self.partition_of(realm, user_key)].0.read();
+        part.users
+            .get(&(realm, CompactString::from(user_key)))
+            .map_or(0, |list| {
+                list.iter()
+                    .filter_map(|slot| part.slots[*slot as usize].as_ref())
+                    .filter(|s| scope.admits(s) && clock.is_live(s))
+                    .count()
+            })
+    }
+
+    fn refresh_user(
+        &mut self,
+        realm: RealmId,
+        user_key: &str,
+        scope: Scope<'_>,
+        clock: &Clock,
+        rebuild: &mut Rebuild<'_>,
+    ) -> usize {
+        self.lock(self.partition_of(realm, user_key))
+            .refresh_user(realm, user_key, scope, clock, rebuild)
+    }
+
+    fn terminate_user(
+        &mut self,
+        realm: RealmId,
+        user_key: &str,
+        scope: Scope<'_>,
+        clock: &Clock,
+    ) -> usize {
+        self.lock(self.partition_of(realm, user_key))
+            .terminate_user(realm, user_key, scope, clock)
+    }
+
+    fn session(&self, id: &str, clock: &Clock) -> Option<Session> {
+        let loc = self.locate(id)?;
+        let part = self.partitions[loc.partition as usize].0.read();
+        part.slots
+            .get(loc.slot as usize)?
+            .as_ref()
+            .filter(|s| s.id == id && clock.is_live(s))
+            .cloned()
+    }
+
+    fn refresh_session(&mut self, id: &str, clock: &Clock, rebuild: &mut Rebuild<'_>) -> bool {
+        match self.partition_of_session(id) {
+            Some(p) => self.lock(p).refresh_session(id, clock, rebuild),
+            None => false,
+        }
+    }
+
+    fn terminate_session(&mut self, id: &str, clock: &Clock) -> bool {
+        match self.partition_of_session(id) {
+            Some(p) => self.lock(p).terminate_session(id, clock),
+            None => false,
+        }
+    }
+}
+
 impl SessionStore for MemoryStore {
     fn len(&self) -> usize {
         self.ids.iter().map(|s| s.0.read().len()).sum()
+    }
+
+    fn partition_count(&self) -> usize {
+        self.partitions.len()
+    }
+
+    fn partition_of(&self, realm: RealmId, user_key: &str) -> usize {
+        self.index(stable_hash(&[&realm.0.to_le_bytes(), user_key.as_bytes()]))
+    }
+
+    fn partition_of_session(&self, id: &str) -> Option<usize> {
+        self.locate(id).map(|l| l.partition as usize)
+    }
+
+    fn with_partition(&self, partition: usize, f: &mut dyn FnMut(&mut dyn SessionOps)) {
+        let mut locked = self.lock(partition);
+        f(&mut locked);
+    }
+
+    fn ops(&self) -> Box<dyn SessionOps + '_> {
+        Box::new(self)
     }
 
     fn insert(&self, mut session: Session) -> Result<(), DuplicateId> {
@@ -188,119 +374,6 @@ impl SessionStore for MemoryStore {
         Ok(())
     }
 
-    fn count_user(&self, realm: RealmId, user_key: &str, scope: Scope<'_>, clock: &Clock) -> usize {
-        let p = self.partition_of(realm, user_key);
-        let part = self.partitions[p].0.read();
-        let key = (realm, CompactString::from(user_key));
-        part.users.get(&key).map_or(0, |list| {
-            list.iter()
-                .filter_map(|slot| part.slots[*slot as usize].as_ref())
-                .filter(|s| scope.admits(s) && clock.is_live(s))
-                .count()
-        })
-    }
-
-    fn refresh_user(
-        &self,
-        realm: RealmId,
-        user_key: &str,
-        scope: Scope<'_>,
-        clock: &Clock,
-        rebuild: &mut Rebuild<'_>,
-    ) -> usize {
-        self.with_user(realm, user_key, |part, key| {
-            let Some(list) = part.users.get(key) else {
-                return 0;
-            };
-            let list = list.clone();
-            let mut n = 0;
-            for slot in list {
-                if let Some(s) = part.slots[slot as usize].as_mut()
-                    && scope.admits(s)
-                    && clock.is_live(s)
-                {
-                    refresh_one(s, clock, rebuild);
-                    n += 1;
-                }
-            }
-            n
-        })
-    }
-
-    fn terminate_user(
-        &self,
-        realm: RealmId,
-        user_key: &str,
-        scope: Scope<'_>,
-        clock: &Clock,
-    ) -> usize {
-        self.with_user(realm, user_key, |part, key| {
-            let Some(list) = part.users.get(key) else {
-                return 0;
-            };
-            let doomed: Vec<u32> = list
-                .iter()
-                .copied()
-                .filter(|slot| {
-                    part.slots[*slot as usize]
-                        .as_ref()
-                        .is_some_and(|s| scope.admits(s) && clock.is_live(s))
-                })
-                .collect();
-            for slot in &doomed {
-                if let Some(s) = part.remove_slot(key, *slot) {
-                    self.id_shard(&s.id).write().remove(&s.id);
-                }
-            }
-            doomed.len()
-        })
-    }
-
-    fn session(&self, id: &str, clock: &Clock) -> Option<Session> {
-        let loc = self.locate(id)?;
-        let part = self.partitions[loc.partition as usize].0.read();
-        part.slots
-            .get(loc.slot as usize)?
-            .as_ref()
-            .filter(|s| s.id == id && clock.is_live(s))
-            .cloned()
-    }
-
-    fn refresh_session(&self, id: &str, clock: &Clock, rebuild: &mut Rebuild<'_>) -> bool {
-        let Some(loc) = self.locate(id) else {
-            return false;
-        };
-        let mut part = self.partitions[loc.partition as usize].0.write();
-        match part
-            .slots
-            .get_mut(loc.slot as usize)
-            .and_then(Option::as_mut)
-        {
-            Some(s) if s.id == id && clock.is_live(s) => {
-                refresh_one(s, clock, rebuild);
-                true
-            }
-            _ => false,
-        }
-    }
-
-    fn terminate_session(&self, id: &str, clock: &Clock) -> bool {
-        let Some(loc) = self.locate(id) else {
-            return false;
-        };
-        let mut part = self.partitions[loc.partition as usize].0.write();
-        let key = match part.slots.get(loc.slot as usize).and_then(Option::as_ref) {
-            Some(s) if s.id == id && clock.is_live(s) => (s.realm, fold(&s.user)),
-            _ => return false,
-        };
-        if part.remove_slot(&key, loc.slot).is_some() {
-            self.id_shard(id).write().remove(id);
-            true
-        } else {
-            false
-        }
-    }
-
     fn scan(&self, clock: &Clock, f: &mut dyn FnMut(&Session)) {
         for p in self.partitions.iter() {
             let part = p.0.read();
@@ -332,9 +405,10 @@ impl SessionStore for MemoryStore {
 
     fn purge_expired(&self, clock: &Clock) -> usize {
         let mut n = 0;
-        for p in self.partitions.iter() {
-            let mut part = p.0.write();
-            let doomed: Vec<(u32, (RealmId, CompactString))> = part
+        for p in 0..self.partitions.len() {
+            let mut locked = self.lock(p);
+            let doomed: Vec<(u32, UserKey)> = locked
+                .part
                 .slots
                 .iter()
                 .enumerate()
@@ -345,10 +419,7 @@ impl SessionStore for MemoryStore {
                 })
                 .collect();
             for (slot, key) in doomed {
-                if let Some(s) = part.remove_slot(&key, slot) {
-                    self.id_shard(&s.id).write().remove(&s.id);
-                    n += 1;
-                }
+                n += usize::from(locked.remove_slot(&key, slot).is_some());
             }
         }
         n
@@ -362,6 +433,7 @@ mod tests {
 
     use crate::credential::{AttrValue, Credential};
     use crate::site::topology::{ReplicaSetId, ServerId};
+    use crate::store::SessionOps as _;
 
     fn cred(groups: &[&str]) -> Arc<Credential> {
         let mut c = Credential::new();
@@ -403,6 +475,11 @@ mod tests {
         s
     }
 
+    /// The store's own operations (each call locks what it needs).
+    fn ops(s: &MemoryStore) -> &MemoryStore {
+        s
+    }
+
     fn new_cred(_: &Arc<Credential>) -> Arc<Credential> {
         cred(&["new"])
     }
@@ -439,8 +516,8 @@ mod tests {
     fn sessions_of_one_user_share_a_credential() {
         let s = store();
         let (a1, a2) = (
-            s.session("a1", &CLOCK).unwrap(),
-            s.session("a2", &CLOCK).unwrap(),
+            ops(&s).session("a1", &CLOCK).unwrap(),
+            ops(&s).session("a2", &CLOCK).unwrap(),
         );
         assert!(Arc::ptr_eq(&a1.credential, &a2.credential));
     }
@@ -448,21 +525,21 @@ mod tests {
     #[test]
     fn refresh_user_touches_only_that_user_in_that_realm_and_scope() {
         let s = store();
-        let n = s.refresh_user(RealmId(0), "alice", Scope::Realm, &CLOCK, &mut new_cred);
+        let n = ops(&s).refresh_user(RealmId(0), "alice", Scope::Realm, &CLOCK, &mut new_cred);
         assert_eq!(n, 2);
         for id in ["a1", "a2"] {
-            let x = s.session(id, &CLOCK).unwrap();
+            let x = ops(&s).session(id, &CLOCK).unwrap();
             assert_eq!(x.credential.groups(), ["new"]);
             assert_eq!(x.last_refresh, Some(2000));
         }
         for id in ["a3", "b1"] {
             assert_eq!(
-                s.session(id, &CLOCK).unwrap().credential.groups(),
+                ops(&s).session(id, &CLOCK).unwrap().credential.groups(),
                 ["old"],
                 "{id}"
             );
         }
-        let n = s.refresh_user(
+        let n = ops(&s).refresh_user(
             RealmId(0),
             "bob",
             Scope::ReplicaSets(&[ReplicaSetId(1)]),
@@ -471,7 +548,7 @@ mod tests {
         );
         assert_eq!(n, 0);
         assert_eq!(
-            s.count_user(
+            ops(&s).count_user(
                 RealmId(0),
                 "alice",
                 Scope::ReplicaSets(&[ReplicaSetId(1)]),
@@ -485,19 +562,22 @@ mod tests {
     fn terminate_user_and_session_update_both_indexes() {
         let s = store();
         assert_eq!(
-            s.terminate_user(RealmId(0), "alice", Scope::Realm, &CLOCK),
+            ops(&s).terminate_user(RealmId(0), "alice", Scope::Realm, &CLOCK),
             2
         );
-        assert!(s.session("a1", &CLOCK).is_none());
-        assert_eq!(s.count_user(RealmId(0), "alice", Scope::Realm, &CLOCK), 0);
+        assert!(ops(&s).session("a1", &CLOCK).is_none());
+        assert_eq!(
+            ops(&s).count_user(RealmId(0), "alice", Scope::Realm, &CLOCK),
+            0
+        );
         assert_eq!(s.len(), 2);
-        assert!(s.terminate_session("b1", &CLOCK));
-        assert!(!s.terminate_session("b1", &CLOCK));
-        assert!(!s.terminate_session("nope", &CLOCK));
+        assert!(ops(&s).terminate_session("b1", &CLOCK));
+        assert!(!ops(&s).terminate_session("b1", &CLOCK));
+        assert!(!ops(&s).terminate_session("nope", &CLOCK));
         assert_eq!(s.len(), 1);
         // Freed slots are reused and the id index follows.
         s.insert(session(10, "c1", "carol", 0, 0)).unwrap();
-        assert_eq!(s.session("c1", &CLOCK).unwrap().user, "carol");
+        assert_eq!(ops(&s).session("c1", &CLOCK).unwrap().user, "carol");
     }
 
     #[test]
@@ -508,9 +588,9 @@ mod tests {
             timeout: 999,
             inactive_timeout: 0,
         };
-        assert!(s.session("a1", &strict).is_none());
+        assert!(ops(&s).session("a1", &strict).is_none());
         assert_eq!(
-            s.refresh_user(RealmId(0), "alice", Scope::Realm, &strict, &mut new_cred),
+            ops(&s).refresh_user(RealmId(0), "alice", Scope::Realm, &strict, &mut new_cred),
             0
         );
         let edge = Clock {
@@ -519,7 +599,7 @@ mod tests {
             inactive_timeout: 0,
         };
         assert!(
-            s.session("a1", &edge).is_some(),
+            ops(&s).session("a1", &edge).is_some(),
             "expiry is strictly greater than the limit"
         );
         assert_eq!(s.purge_expired(&strict), 4);
@@ -529,7 +609,7 @@ mod tests {
     #[test]
     fn ordered_iteration_follows_seq() {
         let s = store();
-        s.terminate_session("a2", &CLOCK);
+        ops(&s).terminate_session("a2", &CLOCK);
         s.insert(session(0, "z0", "zed", 0, 0)).unwrap();
         let mut ids = Vec::new();
         s.for_each_ordered(&mut |x| ids.push(x.id.to_string()));

@@ -10,7 +10,7 @@ mod memory;
 
 use std::sync::Arc;
 
-pub use memory::MemoryStore;
+pub use memory::{Locked, MemoryStore};
 
 use crate::credential::Credential;
 use crate::session::{Clock, Session};
@@ -45,25 +45,16 @@ pub struct DuplicateId {
 /// per session; implementations may memoise on the old credential's pointer.
 pub type Rebuild<'a> = dyn FnMut(&Arc<Credential>) -> Arc<Credential> + 'a;
 
-/// A store of sessions, partitioned by (realm, user).
-pub trait SessionStore: Send + Sync {
-    /// Every session held, live or expired.
-    fn len(&self) -> usize;
-
-    fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Adds a session; its id must be new.
-    fn insert(&self, session: Session) -> Result<(), DuplicateId>;
-
+/// Per-user and per-session operations: on the whole store (each call locks what it needs)
+/// or on one partition already locked by [`SessionStore::with_partition`].
+pub trait SessionOps {
     /// The number of live sessions of a user (folded name) in a realm, within `scope`.
     fn count_user(&self, realm: RealmId, user_key: &str, scope: Scope<'_>, clock: &Clock) -> usize;
 
     /// Refreshes every live session of a user in a realm within `scope`, atomically for that
     /// user, setting `last_refresh` to `clock.now`. Returns how many were refreshed.
     fn refresh_user(
-        &self,
+        &mut self,
         realm: RealmId,
         user_key: &str,
         scope: Scope<'_>,
@@ -73,7 +64,7 @@ pub trait SessionStore: Send + Sync {
 
     /// Removes every live session of a user in a realm within `scope`. Returns the count.
     fn terminate_user(
-        &self,
+        &mut self,
         realm: RealmId,
         user_key: &str,
         scope: Scope<'_>,
@@ -84,10 +75,39 @@ pub trait SessionStore: Send + Sync {
     fn session(&self, id: &str, clock: &Clock) -> Option<Session>;
 
     /// Refreshes one live session; false when there is none with this id.
-    fn refresh_session(&self, id: &str, clock: &Clock, rebuild: &mut Rebuild<'_>) -> bool;
+    fn refresh_session(&mut self, id: &str, clock: &Clock, rebuild: &mut Rebuild<'_>) -> bool;
 
     /// Removes one live session; false when there is none with this id.
-    fn terminate_session(&self, id: &str, clock: &Clock) -> bool;
+    fn terminate_session(&mut self, id: &str, clock: &Clock) -> bool;
+}
+
+/// A store of sessions, partitioned by (realm, user).
+pub trait SessionStore: Send + Sync {
+    /// Every session held, live or expired.
+    fn len(&self) -> usize;
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// How many partitions (locks) the store has.
+    fn partition_count(&self) -> usize;
+
+    /// The partition holding a user's (folded name) sessions in a realm.
+    fn partition_of(&self, realm: RealmId, user_key: &str) -> usize;
+
+    /// The partition holding a session, if the id exists (live or expired).
+    fn partition_of_session(&self, id: &str) -> Option<usize>;
+
+    /// Runs `f` with one partition locked: every operation `f` makes must concern that
+    /// partition's users and sessions. The batch engine takes each lock once per group.
+    fn with_partition(&self, partition: usize, f: &mut dyn FnMut(&mut dyn SessionOps));
+
+    /// Operations on the whole store, each call locking what it needs.
+    fn ops(&self) -> Box<dyn SessionOps + '_>;
+
+    /// Adds a session; its id must be new.
+    fn insert(&self, session: Session) -> Result<(), DuplicateId>;
 
     /// Calls `f` with every live session, in no particular order.
     fn scan(&self, clock: &Clock, f: &mut dyn FnMut(&Session));

@@ -13,10 +13,11 @@ use smsrefresh::command::token::Token;
 use smsrefresh::exec::Status;
 use smsrefresh::message;
 use smsrefresh::output::writer;
-use smsrefresh::run::{self, Engine, Summary};
+use smsrefresh::policy::{Plan, Policy};
+use smsrefresh::run::{self, Engine, Progress, Silent, Summary};
 use smsrefresh::site::lock::SiteLock;
 
-use crate::cli::{Cli, Cmd, ExecArgs};
+use crate::cli::{Cli, Cmd, ExecArgs, PlanArgs, RunArgs, ValidateArgs, parse_now, pick_site};
 
 /// Standard output that treats a closed pipe (`smsrefresh … | head`) as the reader having
 /// seen enough: later writes are dropped and the run still finishes and saves.
@@ -64,28 +65,9 @@ impl<W: Write> Write for PipeSafe<W> {
 
 pub fn dispatch(cli: Cli) -> Result<u8> {
     match cli.command {
-        Cmd::Run(args) => {
-            let cfg = args.validate()?;
-            let finished = match &args.output {
-                Some(path) => {
-                    let file = File::create(path)
-                        .with_context(|| format!("{}: cannot create", path.display()))?;
-                    run::run(&cfg, &mut io::BufWriter::new(file))?
-                }
-                None => run::run(&cfg, &mut PipeSafe::new(io::stdout().lock()))?,
-            };
-            let summary = finished.summary;
-            // The process exits next: let the OS reclaim the site instead of freeing millions
-            // of sessions one by one (seconds on a large site).
-            std::mem::forget(finished.engine);
-            for w in &summary.warnings {
-                eprintln!("smsrefresh: warning: {w}");
-            }
-            if !args.quiet {
-                print_summary(&summary);
-            }
-            Ok(summary.exit_code() as u8)
-        }
+        Cmd::Run(args) => run(&args),
+        Cmd::Plan(args) => plan(&args),
+        Cmd::Validate(args) => validate(&args),
         Cmd::Exec(args) => exec(&args),
         Cmd::Shell(args) => crate::shell::shell(&args.site.validate()?),
         Cmd::Errtext { code } => {
@@ -115,6 +97,105 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
             Ok(0)
         }
     }
+}
+
+fn run(args: &RunArgs) -> Result<u8> {
+    let cfg = args.validate()?;
+    let started = smsrefresh::time::now();
+    let bar = crate::progress::Bar::new(args.progress);
+    let progress: &dyn Progress = match &bar {
+        Some(b) => b,
+        None => &Silent,
+    };
+    let finished = match &args.output {
+        Some(path) => {
+            let file =
+                File::create(path).with_context(|| format!("{}: cannot create", path.display()))?;
+            run::run(&cfg, &mut io::BufWriter::new(file), progress)?
+        }
+        None => run::run(&cfg, &mut PipeSafe::new(io::stdout().lock()), progress)?,
+    };
+    let summary = finished.summary;
+    // The process exits next: let the OS reclaim the site instead of freeing millions of
+    // sessions one by one (seconds on a large site).
+    std::mem::forget(finished.engine);
+    for w in &summary.warnings {
+        eprintln!("smsrefresh: warning: {w}");
+    }
+    if let Some(path) = &args.report {
+        smsrefresh::report::write(path, &cfg, &summary, started, smsrefresh::time::now())
+            .with_context(|| format!("{}: cannot write the report", path.display()))?;
+    }
+    if !args.quiet {
+        print_summary(&summary);
+    }
+    Ok(summary.exit_code() as u8)
+}
+
+/// Loads a policy and its site (no lock: nothing is saved) and resolves the plan.
+fn resolve_policy(
+    path: &std::path::Path,
+    site: Option<&std::path::Path>,
+    now: Option<&str>,
+) -> Result<(Policy, Plan)> {
+    let policy = Policy::load(path)?;
+    let dir = pick_site(site, Some(&policy))?;
+    let engine = Engine::load(&dir, parse_now(now)?, true)?;
+    let plan = smsrefresh::policy::resolve(
+        &policy,
+        &engine.site.topology,
+        &engine.site.registry,
+        &engine.site.store,
+        &engine.clock,
+    )?;
+    std::mem::forget(engine);
+    Ok((policy, plan))
+}
+
+fn plan(args: &PlanArgs) -> Result<u8> {
+    let (policy, plan) = resolve_policy(&args.policy, args.site.as_deref(), args.now.as_deref())?;
+    let mut out = io::BufWriter::new(PipeSafe::new(io::stdout().lock()));
+    for c in &plan.commands {
+        writeln!(out, "{c}")?;
+    }
+    out.flush()?;
+    for w in policy.rule_warnings() {
+        eprintln!("smsrefresh: warning: the policy's rule {w} preserves AZN_ attributes");
+    }
+    eprintln!(
+        "smsrefresh: policy {}: {} commands for {} users ({} live sessions); {} excluded; {} skipped (not in the registry){}{}",
+        policy.name,
+        plan.commands.len(),
+        plan.users,
+        plan.sessions,
+        plan.excluded,
+        plan.skipped.len(),
+        if plan.skipped.is_empty() { "" } else { ": " },
+        plan.skipped.join(", ")
+    );
+    Ok(0)
+}
+
+fn validate(args: &ValidateArgs) -> Result<u8> {
+    let mut failed = false;
+    for path in &args.policies {
+        match resolve_policy(path, args.site.as_deref(), args.now.as_deref()) {
+            Ok((policy, plan)) => {
+                println!(
+                    "{}: ok: policy {}, {} commands for {} users",
+                    path.display(),
+                    policy.name,
+                    plan.commands.len(),
+                    plan.users
+                );
+            }
+            Err(e) => {
+                failed = true;
+                println!("{}: invalid: {e:#}", path.display());
+            }
+        }
+    }
+    Ok(if failed { 2 } else { 0 })
 }
 
 fn exec(args: &ExecArgs) -> Result<u8> {
@@ -176,7 +257,7 @@ pub fn print_summary(s: &Summary) {
     let _ = writeln!(
         err,
         "smsrefresh: {} commands: {} ok, {} warning, {} error; {} sessions refreshed, {} terminated; \
-         {:.3} s (load {:.3} s, execute {:.3} s, save {:.3} s), {:.0} commands/s",
+         {:.3} s (load {:.3} s, plan {:.3} s, execute {:.3} s, write {:.3} s, save {:.3} s), {:.0} commands/s, {} threads",
         s.commands(),
         s.ok,
         s.warning,
@@ -185,8 +266,19 @@ pub fn print_summary(s: &Summary) {
         s.terminated,
         secs,
         s.load.as_secs_f64(),
+        s.plan.as_secs_f64(),
         s.execute.as_secs_f64(),
+        s.write.as_secs_f64(),
         s.save.as_secs_f64(),
-        rate
+        rate,
+        s.threads
     );
+    if !s.skipped.is_empty() || s.excluded > 0 {
+        let _ = writeln!(
+            err,
+            "smsrefresh: policy left out {} excluded users and {} users not in the registry",
+            s.excluded,
+            s.skipped.len()
+        );
+    }
 }

@@ -7,7 +7,10 @@ use std::time::Duration;
 use anyhow::{Context as _, Result, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use smsrefresh::batch::BatchConfig;
+use smsrefresh::input::CsvDefaults;
 use smsrefresh::output::Format;
+use smsrefresh::policy::{Policy, PolicyAction};
 use smsrefresh::run::{Input, RunConfig};
 use smsrefresh::synthetic::GenConfig;
 
@@ -24,7 +27,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Cmd {
-    /// Run pdadmin command files (or `-` for stdin) against a site, one result per command.
+    /// Run a policy, CSV lists and pdadmin command files against a site, one result per command.
     Run(RunArgs),
     /// Run one pdadmin command; exit 0 or 1 as pdadmin does. Options go before the command.
     Exec(ExecArgs),
@@ -35,8 +38,35 @@ pub enum Cmd {
         /// The code or message ID.
         code: String,
     },
+    /// Print the pdadmin command file a policy resolves to (commands on stdout only).
+    Plan(PlanArgs),
+    /// Check policies without running them; exit 0 when all are valid, 2 otherwise.
+    Validate(ValidateArgs),
     /// Write a synthetic site, byte-identical for the same parameters and seed.
     Gen(GenArgs),
+}
+
+/// `--action`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ActionArg {
+    Refresh,
+    Terminate,
+}
+
+/// `--progress`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProgressArg {
+    /// Only when standard error is a terminal.
+    Auto,
+    Always,
+    Never,
+}
+
+/// `--input-format`, for standard input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum InputFormatArg {
+    Commands,
+    Csv,
 }
 
 /// The output formats.
@@ -79,9 +109,14 @@ pub struct SiteArgs {
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// pdadmin command files; `-` reads standard input. Run in the order given.
-    #[arg(value_name = "INPUT", required = true)]
+    /// CSV lists (`.csv`) and pdadmin command files (any other name); `-` reads standard
+    /// input. Run in the order given, after the policy's plan.
+    #[arg(value_name = "INPUT")]
     pub inputs: Vec<PathBuf>,
+    /// A YAML policy: its plan runs first, and its rules, limits and execution settings
+    /// apply to the whole run.
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
     #[command(flatten)]
     pub site: SiteArgs,
     /// Output format.
@@ -90,12 +125,58 @@ pub struct RunArgs {
     /// Write results to FILE instead of standard output.
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// Write a JSON audit record of the run to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// The server for CSV rows that name none.
+    #[arg(long, value_name = "NAME")]
+    pub server: Option<String>,
+    /// The realm for CSV rows with only a user column.
+    #[arg(long, value_name = "NAME")]
+    pub realm: Option<String>,
+    /// What CSV rows do.
+    #[arg(long, value_enum)]
+    pub action: Option<ActionArg>,
+    /// Worker threads (0 = one per core; default: the policy's, else 0).
+    #[arg(long, value_name = "N")]
+    pub jobs: Option<usize>,
     /// Stop at the first failed command (the rest are reported as not run).
     #[arg(long)]
     pub fail_fast: bool,
+    /// A progress bar on standard error.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub progress: ProgressArg,
+    /// What standard input (`-`) holds.
+    #[arg(long, value_enum, default_value = "commands")]
+    pub input_format: InputFormatArg,
     /// No summary on standard error.
     #[arg(short, long)]
     pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// The policy file.
+    pub policy: PathBuf,
+    /// The site directory (default: the policy's `site:`, else $SMSREFRESH_SITE).
+    #[arg(long, value_name = "DIR")]
+    pub site: Option<PathBuf>,
+    /// "Now" for session expiry and idle filters, RFC 3339 (default: the wall clock).
+    #[arg(long, value_name = "TIME")]
+    pub now: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Policy files.
+    #[arg(required = true)]
+    pub policies: Vec<PathBuf>,
+    /// The site directory (default: each policy's `site:`, else $SMSREFRESH_SITE).
+    #[arg(long, value_name = "DIR")]
+    pub site: Option<PathBuf>,
+    /// "Now", RFC 3339 (default: the wall clock).
+    #[arg(long, value_name = "TIME")]
+    pub now: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -152,16 +233,30 @@ pub struct SiteConfig {
     pub lock_timeout: Duration,
 }
 
+/// Parses `--now`.
+pub fn parse_now(now: Option<&str>) -> Result<Option<i64>> {
+    now.map(smsrefresh::time::parse_timestamp)
+        .transpose()
+        .map_err(anyhow::Error::msg)
+        .context("--now")
+}
+
+/// The site: `--site`, else the policy's `site:`, else $SMSREFRESH_SITE.
+pub fn pick_site(explicit: Option<&std::path::Path>, policy: Option<&Policy>) -> Result<PathBuf> {
+    let chosen = explicit
+        .map(std::path::Path::to_path_buf)
+        .or_else(|| policy.and_then(|p| p.site.clone()));
+    Ok(smsrefresh::site::resolve(chosen.as_deref())?)
+}
+
 impl SiteArgs {
     pub fn validate(&self) -> Result<SiteConfig> {
-        let site = smsrefresh::site::resolve(self.site.as_deref())?;
-        let now = self
-            .now
-            .as_deref()
-            .map(smsrefresh::time::parse_timestamp)
-            .transpose()
-            .map_err(anyhow::Error::msg)
-            .context("--now")?;
+        self.validate_with(None)
+    }
+
+    pub fn validate_with(&self, policy: Option<&Policy>) -> Result<SiteConfig> {
+        let site = pick_site(self.site.as_deref(), policy)?;
+        let now = parse_now(self.now.as_deref())?;
         if !(self.lock_timeout.is_finite() && self.lock_timeout >= 0.0) {
             bail!(
                 "--lock-timeout: expected a number of seconds, got {}",
@@ -180,30 +275,60 @@ impl SiteArgs {
 
 impl RunArgs {
     pub fn validate(&self) -> Result<RunConfig> {
-        let s = self.site.validate()?;
-        let inputs = self
+        let policy = self.policy.as_deref().map(Policy::load).transpose()?;
+        if policy.is_none() && self.inputs.is_empty() {
+            bail!("nothing to run: give INPUT files (or `-`) or --policy FILE");
+        }
+        let s = self.site.validate_with(policy.as_ref())?;
+        let stdin_csv = self.input_format == InputFormatArg::Csv;
+        let inputs: Vec<Input> = self
             .inputs
             .iter()
-            .map(|p| {
-                if p.as_os_str() == "-" {
-                    Input::Stdin
-                } else {
-                    Input::Commands(p.clone())
-                }
-            })
-            .collect::<Vec<_>>();
-        if inputs.iter().filter(|i| **i == Input::Stdin).count() > 1 {
+            .map(|p| Input::from_arg(p, stdin_csv))
+            .collect();
+        if inputs
+            .iter()
+            .filter(|i| matches!(i, Input::Stdin { .. }))
+            .count()
+            > 1
+        {
             bail!("standard input (`-`) can be given only once");
         }
+        let exec = policy.as_ref().map(|p| p.execution).unwrap_or_default();
+        let dry_run = s.dry_run || exec.dry_run;
+        let policy_terminate = policy
+            .as_ref()
+            .is_some_and(|p| p.action == PolicyAction::Terminate);
+        let csv = CsvDefaults {
+            terminate: match self.action {
+                Some(ActionArg::Terminate) => true,
+                Some(ActionArg::Refresh) => false,
+                None => policy_terminate,
+            },
+            server: self
+                .server
+                .clone()
+                .or_else(|| policy.as_ref().and_then(|p| p.server.clone())),
+            realm: self
+                .realm
+                .clone()
+                .or_else(|| policy.as_ref().and_then(|p| p.realm.clone())),
+        };
         Ok(RunConfig {
             site: s.site,
             inputs,
             format: self.format.into(),
-            dry_run: s.dry_run,
-            save: s.save,
-            fail_fast: self.fail_fast,
+            dry_run,
+            save: s.save && !dry_run,
+            batch: BatchConfig {
+                jobs: self.jobs.unwrap_or(exec.jobs),
+                fail_fast: self.fail_fast || exec.fail_fast,
+                rate: exec.rate,
+            },
+            csv,
             now: s.now,
             lock_timeout: s.lock_timeout,
+            policy,
         })
     }
 }

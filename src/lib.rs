@@ -7,13 +7,17 @@
 //! rendering ([`output`]) and whole runs ([`run`]). The `smsrefresh` binary only converts its
 //! command line into the validated configurations these modules take.
 
+pub mod batch;
 pub mod command;
 pub mod credential;
 pub mod fold;
 pub mod hash;
+pub mod input;
 pub mod message;
 pub mod ordered;
 pub mod output;
+pub mod policy;
+pub mod report;
 pub mod rules;
 pub mod run;
 pub mod session;

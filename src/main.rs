@@ -4,6 +4,7 @@
 
 mod app;
 mod cli;
+mod progress;
 mod shell;
 
 use std::process::ExitCode;

@@ -1,56 +1,84 @@
-//! A whole run: lock and load the site, execute every input's commands in order, write one
-//! result per command, save the snapshot, and count what happened (contract §5).
+//! A whole run: lock and load the site, resolve the policy, stream every input through the
+//! parallel engine in chunks, write one result per command in input order, save the
+//! snapshot, and count what happened (contract §5).
 //!
 //! Per-command failures are results, not errors: the run goes on (unless `fail_fast`) and
 //! the summary decides the exit code. A [`RunError`] means the run could not start or could
-//! not finish writing.
+//! not finish writing. Memory stays bounded whatever the input's length: only one chunk of
+//! jobs and results is held at a time.
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::command::reader::{CommandReader, Entry};
-use crate::command::{Action, Command, ParseError, parse};
+use crate::batch::{BatchConfig, Executor};
+use crate::command::{Action, Command, ParseError};
 use crate::exec::{CommandResult, Context, Outcome, Status};
+use crate::input::{CommandSource, Counting, CsvDefaults, CsvSource, Job};
 use crate::message as msg;
-use crate::output::{Format, writer};
+use crate::output::{self, Format};
+use crate::policy::{Plan, PlanError, Policy, resolve};
 use crate::rules::RefreshRules;
 use crate::session::Clock;
 use crate::site::lock::SiteLock;
 use crate::site::{Site, SiteError};
 use crate::store::SessionStore;
 
+/// Jobs per chunk: large enough to keep every worker busy, small enough to bound memory.
+pub const CHUNK: usize = 16 * 1024;
+
 /// Where a run reads commands from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Input {
     /// A pdadmin command file.
     Commands(PathBuf),
-    /// pdadmin commands on standard input.
-    Stdin,
+    /// A CSV list of user/realm pairs.
+    Csv(PathBuf),
+    /// Standard input: pdadmin commands, or CSV with `--input-format csv`.
+    Stdin { csv: bool },
 }
 
 impl Input {
+    /// A path ending in `.csv` is a CSV list, anything else a command file, `-` stdin.
+    pub fn from_arg(arg: &Path, stdin_csv: bool) -> Self {
+        if arg.as_os_str() == "-" {
+            Input::Stdin { csv: stdin_csv }
+        } else if arg
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("csv"))
+        {
+            Input::Csv(arg.to_path_buf())
+        } else {
+            Input::Commands(arg.to_path_buf())
+        }
+    }
+
     pub fn name(&self) -> String {
         match self {
-            Input::Commands(p) => p.display().to_string(),
-            Input::Stdin => "-".to_string(),
+            Input::Commands(p) | Input::Csv(p) => p.display().to_string(),
+            Input::Stdin { .. } => "-".to_string(),
         }
     }
 }
 
-/// A validated run configuration (built once from the command line).
+/// A validated run configuration (built once from the command line and the policy).
 #[derive(Debug, Clone)]
 pub struct RunConfig {
     pub site: PathBuf,
+    pub policy: Option<Policy>,
     pub inputs: Vec<Input>,
     pub format: Format,
     /// Report what would happen; change nothing on disk.
     pub dry_run: bool,
     /// Replace the snapshot at the end (false with `--no-save` or `--dry-run`).
     pub save: bool,
-    pub fail_fast: bool,
+    pub batch: BatchConfig,
+    /// Defaults for CSV rows.
+    pub csv: CsvDefaults,
     /// "Now" in Unix seconds; the wall clock when absent.
     pub now: Option<i64>,
     pub lock_timeout: Duration,
@@ -64,10 +92,19 @@ pub struct Summary {
     pub error: u64,
     pub refreshed: u64,
     pub terminated: u64,
+    /// Results per message ID.
+    pub messages: BTreeMap<&'static str, u64>,
+    /// Users a policy left out: not in the registry (`missing_user: skip`).
+    pub skipped: Vec<String>,
+    /// Users a policy's `exclude:` left out.
+    pub excluded: u64,
     pub load: Duration,
+    pub plan: Duration,
     pub execute: Duration,
+    pub write: Duration,
     pub save: Duration,
     pub elapsed: Duration,
+    pub threads: usize,
     /// Configuration warnings (catalog lines), for standard error.
     pub warnings: Vec<String>,
 }
@@ -83,6 +120,7 @@ impl Summary {
             Status::Warning => self.warning += 1,
             Status::Error => self.error += 1,
         }
+        *self.messages.entry(r.outcome.message.id).or_default() += 1;
         if r.status() == Status::Ok {
             match r.action {
                 Action::RefreshAllSessions
@@ -105,17 +143,35 @@ impl Summary {
     }
 }
 
-/// Why a run stopped before its end.
+/// Why a run stopped before its end. Every variant means exit 2 unless noted.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RunError {
     #[error(transparent)]
     Site(#[from] SiteError),
+    #[error(transparent)]
+    Plan(#[from] PlanError),
     #[error("{path}: {source}")]
     Input { path: String, source: io::Error },
     #[error("writing results: {0}")]
     Output(#[source] io::Error),
+    #[error("starting worker threads: {0}")]
+    Threads(String),
 }
+
+/// Progress reports from a run; the binary draws a bar, tests ignore them.
+pub trait Progress: Sync {
+    /// The run starts: the input bytes to read (0 when unknown).
+    fn begin(&self, _total_bytes: u64) {}
+    /// A chunk is done: the commands it held and the input bytes consumed so far.
+    fn advance(&self, _commands: u64, _bytes_so_far: u64) {}
+    fn end(&self) {}
+}
+
+/// No progress reports.
+pub struct Silent;
+
+impl Progress for Silent {}
 
 /// A loaded site ready to execute commands.
 pub struct Engine {
@@ -127,7 +183,7 @@ pub struct Engine {
 
 impl Engine {
     /// Loads `dir` and fixes "now".
-    pub fn load(dir: &std::path::Path, now: Option<i64>, dry_run: bool) -> Result<Self, SiteError> {
+    pub fn load(dir: &Path, now: Option<i64>, dry_run: bool) -> Result<Self, SiteError> {
         let site = Site::load(dir)?;
         let limits = site.topology.limits;
         let rules = site.topology.rules.clone();
@@ -154,7 +210,7 @@ impl Engine {
             .collect()
     }
 
-    fn context(&self) -> Context<'_> {
+    pub fn context(&self) -> Context<'_> {
         Context {
             topology: &self.site.topology,
             registry: &self.site.registry,
@@ -164,7 +220,7 @@ impl Engine {
         }
     }
 
-    /// Executes one command (or reports why it did not parse) and places the result.
+    /// Executes one command (or reports why it did not parse), locking per operation.
     pub fn execute(
         &self,
         source: &Arc<str>,
@@ -188,10 +244,10 @@ impl Engine {
 
     /// Parses and executes one command line.
     pub fn execute_line(&self, source: &Arc<str>, line: u64, text: &str) -> CommandResult {
-        self.execute(source, line, text, parse(text))
+        self.execute(source, line, text, crate::command::parse(text))
     }
 
-    /// A result for a command that was not executed.
+    /// Places an outcome in its input.
     pub fn result(
         &self,
         source: &Arc<str>,
@@ -236,19 +292,6 @@ impl Engine {
     }
 }
 
-fn open(input: &Input) -> Result<Box<dyn BufRead>, RunError> {
-    Ok(match input {
-        Input::Stdin => Box::new(BufReader::new(io::stdin())),
-        Input::Commands(p) => Box::new(BufReader::with_capacity(
-            1 << 16,
-            File::open(p).map_err(|e| RunError::Input {
-                path: p.display().to_string(),
-                source: e,
-            })?,
-        )),
-    })
-}
-
 /// A finished run: its summary, and the loaded site, which the caller may drop or (a
 /// process about to exit) leak, since freeing millions of sessions one by one takes seconds
 /// that the operating system does at once.
@@ -257,74 +300,188 @@ pub struct Finished {
     pub engine: Engine,
 }
 
+type Reader = Counting<Box<dyn BufRead>>;
+
+fn open(input: &Input, counter: &Arc<AtomicU64>) -> Result<Reader, RunError> {
+    let inner: Box<dyn BufRead> = match input {
+        Input::Stdin { .. } => Box::new(BufReader::with_capacity(1 << 16, io::stdin())),
+        Input::Commands(p) | Input::Csv(p) => Box::new(BufReader::with_capacity(
+            1 << 16,
+            File::open(p).map_err(|e| RunError::Input {
+                path: p.display().to_string(),
+                source: e,
+            })?,
+        )),
+    };
+    Ok(Counting::new(inner, counter.clone()))
+}
+
+fn input_size(input: &Input) -> u64 {
+    match input {
+        Input::Commands(p) | Input::Csv(p) => std::fs::metadata(p).map_or(0, |m| m.len()),
+        Input::Stdin { .. } => 0,
+    }
+}
+
+/// Streams jobs through the executor in chunks, writing results in order.
+struct Pump<'a, 'e> {
+    executor: Executor<'e>,
+    format: Format,
+    out: &'a mut dyn Write,
+    summary: &'a mut Summary,
+    progress: &'a dyn Progress,
+    bytes: Arc<AtomicU64>,
+}
+
+impl Pump<'_, '_> {
+    fn chunk(&mut self, source: &Arc<str>, jobs: &[Job]) -> Result<(), RunError> {
+        let t = Instant::now();
+        let results = self.executor.run_chunk(source, jobs);
+        self.summary.execute += t.elapsed();
+        let t = Instant::now();
+        // Render slices in parallel, write them in order.
+        let format = self.format;
+        let buffers: Vec<Vec<u8>> = {
+            use rayon::prelude::*;
+            results
+                .par_chunks(1024)
+                .map(|slice| {
+                    let mut buf = Vec::with_capacity(slice.len() * 160);
+                    output::render(format, slice, &mut buf);
+                    buf
+                })
+                .collect()
+        };
+        for b in &buffers {
+            self.out.write_all(b).map_err(RunError::Output)?;
+        }
+        for r in &results {
+            self.summary.add(r);
+        }
+        self.summary.write += t.elapsed();
+        self.progress
+            .advance(jobs.len() as u64, self.bytes.load(Ordering::Relaxed));
+        Ok(())
+    }
+
+    fn drain(
+        &mut self,
+        source: &Arc<str>,
+        jobs: impl Iterator<Item = io::Result<Job>>,
+    ) -> Result<(), RunError> {
+        let mut chunk: Vec<Job> = Vec::with_capacity(CHUNK);
+        for job in jobs {
+            chunk.push(job.map_err(|e| RunError::Input {
+                path: source.to_string(),
+                source: e,
+            })?);
+            if chunk.len() == CHUNK {
+                self.chunk(source, &chunk)?;
+                chunk.clear();
+            }
+        }
+        if !chunk.is_empty() {
+            self.chunk(source, &chunk)?;
+        }
+        Ok(())
+    }
+}
+
 /// Runs `cfg`, writing results to `out`.
-pub fn run(cfg: &RunConfig, out: &mut dyn Write) -> Result<Finished, RunError> {
+pub fn run(
+    cfg: &RunConfig,
+    out: &mut dyn Write,
+    progress: &dyn Progress,
+) -> Result<Finished, RunError> {
     let start = Instant::now();
+    let bytes = Arc::new(AtomicU64::new(0));
     // Every input must open before anything changes (exit 2 otherwise).
     let mut readers = cfg
         .inputs
         .iter()
-        .map(|i| Ok((i.name(), open(i)?)))
+        .map(|i| Ok((i.clone(), open(i, &bytes)?)))
         .collect::<Result<Vec<_>, RunError>>()?;
     let _lock = if cfg.save {
         Some(SiteLock::acquire(&cfg.site, cfg.lock_timeout)?)
     } else {
         None
     };
-    let engine = Engine::load(&cfg.site, cfg.now, cfg.dry_run)?;
+    let mut engine = Engine::load(&cfg.site, cfg.now, cfg.dry_run)?;
+    if let Some(rules) = cfg.policy.as_ref().and_then(|p| p.rules.clone()) {
+        engine.rules = rules;
+    }
     let mut summary = Summary {
         load: start.elapsed(),
         warnings: engine.warnings(),
         ..Summary::default()
     };
-    let t_exec = Instant::now();
-    let mut w = writer(cfg.format, io::BufWriter::with_capacity(1 << 16, out));
-    let mut stopped = false;
-    for (name, reader) in readers.iter_mut() {
-        let source: Arc<str> = Arc::from(name.as_str());
-        for entry in CommandReader::new(reader) {
-            let entry = entry.map_err(|e| RunError::Input {
-                path: name.clone(),
-                source: e,
-            })?;
-            let result = match entry {
-                Entry::NotUtf8 { line } => engine.invalid(
+
+    // The plan is resolved, and its limits checked, before anything changes.
+    let t = Instant::now();
+    let plan: Option<Plan> = cfg
+        .policy
+        .as_ref()
+        .map(|p| {
+            resolve(
+                p,
+                &engine.site.topology,
+                &engine.site.registry,
+                &engine.site.store,
+                &engine.clock,
+            )
+        })
+        .transpose()?;
+    summary.plan = t.elapsed();
+    if let Some(plan) = &plan {
+        summary.skipped = plan.skipped.clone();
+        summary.excluded = plan.excluded;
+    }
+
+    let executor =
+        Executor::new(&engine, cfg.batch).map_err(|e| RunError::Threads(e.to_string()))?;
+    summary.threads = executor.threads();
+    progress.begin(cfg.inputs.iter().map(input_size).sum());
+    let mut buffered = io::BufWriter::with_capacity(1 << 16, out);
+    buffered
+        .write_all(output::header(cfg.format))
+        .map_err(RunError::Output)?;
+    let mut pump = Pump {
+        executor,
+        format: cfg.format,
+        out: &mut buffered,
+        summary: &mut summary,
+        progress,
+        bytes,
+    };
+    if let (Some(plan), Some(policy)) = (plan, &cfg.policy) {
+        let source: Arc<str> = Arc::from(policy.file.display().to_string().as_str());
+        let jobs = plan
+            .commands
+            .into_iter()
+            .enumerate()
+            .map(|(i, c)| Ok(Job::command(i as u64 + 1, c)));
+        pump.drain(&source, jobs)?;
+    }
+    for (input, reader) in readers.iter_mut() {
+        let source: Arc<str> = Arc::from(input.name().as_str());
+        match input {
+            Input::Csv(_) | Input::Stdin { csv: true } => {
+                pump.drain(
                     &source,
-                    line,
-                    "",
-                    Outcome::new(&msg::SYNTAX_ERROR, &["the line is not valid UTF-8"]),
-                ),
-                Entry::Command { line, text } => {
-                    let parsed = parse(&text);
-                    if stopped {
-                        match parsed {
-                            Ok(cmd) => {
-                                engine.result(&source, line, &cmd, Outcome::new(&msg::NOT_RUN, &[]))
-                            }
-                            Err(_) => engine.invalid(
-                                &source,
-                                line,
-                                &text,
-                                Outcome::new(&msg::NOT_RUN, &[]),
-                            ),
-                        }
-                    } else {
-                        engine.execute(&source, line, &text, parsed)
-                    }
-                }
-            };
-            summary.add(&result);
-            stopped |= cfg.fail_fast && result.status() == Status::Error;
-            w.write(&result).map_err(RunError::Output)?;
+                    CsvSource::new(reader, cfg.csv.clone(), &engine.site.topology),
+                )?;
+            }
+            _ => pump.drain(&source, CommandSource::new(reader))?,
         }
     }
-    w.finish().map_err(RunError::Output)?;
-    drop(w);
-    summary.execute = t_exec.elapsed();
+    drop(pump);
+    buffered.flush().map_err(RunError::Output)?;
+    drop(buffered);
+    progress.end();
     if cfg.save && !cfg.dry_run {
-        let t_save = Instant::now();
+        let t = Instant::now();
         engine.site.save()?;
-        summary.save = t_save.elapsed();
+        summary.save = t.elapsed();
     }
     summary.elapsed = start.elapsed();
     Ok(Finished { summary, engine })

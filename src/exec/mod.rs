@@ -281,7 +281,7 @@ impl Context<'_> {
     }
 
     /// The realms whose replica sets `server` serves, with those sets.
-    fn server_realms(
+    pub fn server_realms(
         &self,
         server: ServerId,
     ) -> Vec<(RealmId, Vec<crate::site::topology::ReplicaSetId>)> {

@@ -9,47 +9,15 @@ use super::escape::neutralise_formula;
 use super::jsonl::JsonResult;
 use crate::exec::CommandResult;
 
-const HEADER: [&str; 16] = [
-    "line",
-    "source",
-    "command",
-    "action",
-    "server",
-    "realm",
-    "user",
-    "session_id",
-    "status",
-    "message_id",
-    "code",
-    "message",
-    "sessions",
-    "dry_run",
-    "total",
-    "errtext_code",
-];
+/// The header line.
+pub const HEADER_LINE: &[u8] = b"line,source,command,action,server,realm,user,session_id,status,message_id,code,message,sessions,dry_run,total,errtext_code\n";
 
-pub struct CsvWriter<W: Write> {
-    out: csv::Writer<W>,
-    header_done: bool,
-}
-
-impl<W: Write> CsvWriter<W> {
-    pub fn new(out: W) -> Self {
-        Self {
-            out: csv::WriterBuilder::new()
-                .has_headers(false)
-                .from_writer(out),
-            header_done: false,
-        }
-    }
-}
-
-impl<W: Write> ResultWriter for CsvWriter<W> {
-    fn write(&mut self, r: &CommandResult) -> io::Result<()> {
-        if !self.header_done {
-            self.out.write_record(HEADER)?;
-            self.header_done = true;
-        }
+/// Renders result rows (no header) into `out`.
+pub fn render(results: &[CommandResult], out: &mut Vec<u8>) {
+    let mut w = csv::WriterBuilder::new()
+        .has_headers(false)
+        .from_writer(out);
+    for r in results {
         let j = JsonResult::of(r);
         let line = j.line.to_string();
         let sessions = j.sessions.to_string();
@@ -74,16 +42,51 @@ impl<W: Write> ResultWriter for CsvWriter<W> {
             &total,
             &errtext_code,
         ];
-        self.out
-            .write_record(cells.iter().map(|c| neutralise_formula(c).into_owned()))?;
+        // Writing into a Vec cannot fail.
+        let _ = w.write_record(
+            cells
+                .iter()
+                .map(|c| neutralise_formula(c))
+                .map(|c| c.into_owned()),
+        );
+    }
+    let _ = w.flush();
+}
+
+pub struct CsvWriter<W: Write> {
+    out: W,
+    header_done: bool,
+    buf: Vec<u8>,
+}
+
+impl<W: Write> CsvWriter<W> {
+    pub fn new(out: W) -> Self {
+        Self {
+            out,
+            header_done: false,
+            buf: Vec::new(),
+        }
+    }
+
+    fn header(&mut self) -> io::Result<()> {
+        if !self.header_done {
+            self.out.write_all(HEADER_LINE)?;
+            self.header_done = true;
+        }
         Ok(())
+    }
+}
+
+impl<W: Write> ResultWriter for CsvWriter<W> {
+    fn write(&mut self, r: &CommandResult) -> io::Result<()> {
+        self.header()?;
+        self.buf.clear();
+        render(std::slice::from_ref(r), &mut self.buf);
+        self.out.write_all(&self.buf)
     }
 
     fn finish(&mut self) -> io::Result<()> {
-        if !self.header_done {
-            self.out.write_record(HEADER)?;
-            self.header_done = true;
-        }
+        self.header()?;
         self.out.flush()
     }
 }

@@ -73,10 +73,15 @@ impl<W: Write> JsonlWriter<W> {
     }
 }
 
+/// Renders one result as a JSON line.
+pub fn render(r: &CommandResult, out: &mut impl Write) -> io::Result<()> {
+    serde_json::to_writer(&mut *out, &JsonResult::of(r))?;
+    out.write_all(b"\n")
+}
+
 impl<W: Write> ResultWriter for JsonlWriter<W> {
     fn write(&mut self, r: &CommandResult) -> io::Result<()> {
-        serde_json::to_writer(&mut self.out, &JsonResult::of(r))?;
-        self.out.write_all(b"\n")
+        render(r, &mut self.out)
     }
 
     fn finish(&mut self) -> io::Result<()> {

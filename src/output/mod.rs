@@ -19,6 +19,32 @@ pub enum Format {
     Csv,
 }
 
+/// Renders results into `out` in `format` (CSV without its header). Pure and independent
+/// per slice, so the batch engine renders chunks in parallel and writes them in order.
+pub fn render(format: Format, results: &[CommandResult], out: &mut Vec<u8>) {
+    match format {
+        Format::Pdadmin => {
+            for r in results {
+                let _ = pdadmin::render(r, out);
+            }
+        }
+        Format::Jsonl => {
+            for r in results {
+                let _ = jsonl::render(r, out);
+            }
+        }
+        Format::Csv => csv::render(results, out),
+    }
+}
+
+/// What comes before the first result: the CSV header.
+pub fn header(format: Format) -> &'static [u8] {
+    match format {
+        Format::Csv => csv::HEADER_LINE,
+        _ => b"",
+    }
+}
+
 /// Writes results, one command at a time, in input order.
 pub trait ResultWriter {
     fn write(&mut self, result: &CommandResult) -> io::Result<()>;

@@ -433,7 +433,6 @@ mod tests {
 
     use crate::credential::{AttrValue, Credential};
     use crate::site::topology::{ReplicaSetId, ServerId};
-    use crate::store::SessionOps as _;
 
     fn cred(groups: &[&str]) -> Arc<Credential> {
         let mut c = Credential::new();

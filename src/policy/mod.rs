@@ -1,0 +1,374 @@
+//! YAML policies, version 1 (contract §6.3): reading and checking them.
+//!
+//! A policy names its targets (users, CSV lists, groups, a user pattern, every user, or the
+//! users whose groups changed between two registries), an optional per-session filter,
+//! exclusions, what to do with users no longer in the registry, refresh rules, safety limits
+//! and execution settings. [`plan`] resolves a checked policy against a site into the
+//! pdadmin commands it stands for.
+
+pub mod plan;
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::ordered::OrderedMap;
+use crate::rules::{RefreshRules, RuleAction};
+use crate::site::locate::locate;
+use crate::site::topology::compile_rules;
+use crate::site::{Located, Registry, SiteError};
+use crate::time::parse_duration;
+
+pub use plan::{Plan, PlanError, resolve};
+
+/// What a policy does to its targets.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PolicyAction {
+    #[default]
+    Refresh,
+    Terminate,
+}
+
+/// What happens to a target user who is not in the registry.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MissingUser {
+    /// Plan the refresh anyway: its result is `HPDMG0754W`.
+    #[default]
+    Error,
+    /// Leave the user out of the plan (counted in the summary and report).
+    Skip,
+    /// Plan `terminate all_sessions` for the user instead.
+    Terminate,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPolicy {
+    version: u32,
+    name: String,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    site: Option<PathBuf>,
+    #[serde(default)]
+    action: PolicyAction,
+    #[serde(default)]
+    realm: Option<String>,
+    #[serde(default)]
+    server: Option<String>,
+    targets: RawTargets,
+    #[serde(default)]
+    sessions: Option<RawSessions>,
+    #[serde(default)]
+    exclude: RawExclude,
+    #[serde(default)]
+    missing_user: MissingUser,
+    #[serde(default)]
+    credential_refresh: Option<Vec<OrderedMap<RuleAction>>>,
+    #[serde(default)]
+    limits: Limits,
+    #[serde(default)]
+    execution: Execution,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTargets {
+    #[serde(default)]
+    users: Vec<String>,
+    #[serde(default)]
+    csv: Vec<PathBuf>,
+    #[serde(default)]
+    groups: Vec<String>,
+    #[serde(default)]
+    user_pattern: Option<String>,
+    #[serde(default)]
+    all_users: bool,
+    #[serde(default)]
+    group_changes: Option<RawGroupChanges>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGroupChanges {
+    before: PathBuf,
+    #[serde(default)]
+    after: Option<PathBuf>,
+    #[serde(default)]
+    groups: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSessions {
+    #[serde(default)]
+    idle_longer_than: Option<String>,
+    #[serde(default)]
+    older_than: Option<String>,
+    #[serde(default)]
+    auth_method: Option<String>,
+    #[serde(default)]
+    replica_set: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawExclude {
+    #[serde(default)]
+    users: Vec<String>,
+    #[serde(default)]
+    groups: Vec<String>,
+}
+
+/// Safety rails, checked before anything changes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    pub max_users: Option<u64>,
+    pub max_sessions: Option<u64>,
+}
+
+/// `execution:` settings; the command line overrides them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Execution {
+    /// Worker threads, 0 = one per core.
+    #[serde(default)]
+    pub jobs: usize,
+    /// Commands per second, 0 = unlimited.
+    #[serde(default)]
+    pub rate: f64,
+    #[serde(default)]
+    pub fail_fast: bool,
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// The per-session filter: when given, the policy acts per session.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SessionFilter {
+    /// Seconds; measured from `last_access`, strictly greater.
+    pub idle_longer_than: Option<u64>,
+    /// Seconds; measured from `created`, strictly greater.
+    pub older_than: Option<u64>,
+    pub auth_method: Option<String>,
+    pub replica_set: Option<String>,
+}
+
+/// The `group_changes:` selector, with both registries loaded.
+#[derive(Debug, Clone)]
+pub struct GroupChanges {
+    pub before: Registry,
+    /// `None`: the site's registry.
+    pub after: Option<Registry>,
+    pub groups: Option<Vec<String>>,
+}
+
+/// A CSV target list, read at plan time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CsvTarget {
+    pub path: PathBuf,
+}
+
+/// A checked policy.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub file: PathBuf,
+    /// The policy file's bytes, for the audit hash.
+    pub bytes: Vec<u8>,
+    pub name: String,
+    pub description: Option<String>,
+    /// The site named by the policy, resolved against the policy's directory.
+    pub site: Option<PathBuf>,
+    pub action: PolicyAction,
+    pub realm: Option<String>,
+    pub server: Option<String>,
+    pub users: Vec<String>,
+    pub csv: Vec<CsvTarget>,
+    pub groups: Vec<String>,
+    pub user_pattern: Option<String>,
+    pub all_users: bool,
+    pub group_changes: Option<GroupChanges>,
+    pub sessions: Option<SessionFilter>,
+    pub exclude_users: Vec<String>,
+    pub exclude_groups: Vec<String>,
+    pub missing_user: MissingUser,
+    /// `Some` replaces the site's rules for this run.
+    pub rules: Option<RefreshRules>,
+    pub limits: Limits,
+    pub execution: Execution,
+    /// Where each key path sits in the file, for later errors.
+    text: String,
+}
+
+/// A policy problem: file, line and key where known.
+pub type PolicyError = SiteError;
+
+impl Policy {
+    /// Reads and checks a policy file (everything that needs no site).
+    pub fn load(path: &Path) -> Result<Self, PolicyError> {
+        let bytes = std::fs::read(path).map_err(|e| SiteError::io(path, e))?;
+        let text = String::from_utf8(bytes.clone())
+            .map_err(|_| SiteError::at(path, None, None, "the policy is not valid UTF-8"))?;
+        let raw: RawPolicy = serde_yaml::from_str(&text)
+            .map_err(|e| SiteError::Invalid(Located::from_yaml(path, &e)))?;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let at = |keys: &[&str], message: String| {
+            SiteError::at(path, locate(&text, keys), Some(keys.join(".")), message)
+        };
+        if raw.version != 1 {
+            return Err(at(
+                &["version"],
+                format!("version {} is not supported; expected 1", raw.version),
+            ));
+        }
+        if raw.name.is_empty()
+            || !raw
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        {
+            return Err(at(
+                &["name"],
+                format!("`{}`: expected letters, digits, '.', '_' or '-'", raw.name),
+            ));
+        }
+        let t = &raw.targets;
+        if t.users.is_empty()
+            && t.csv.is_empty()
+            && t.groups.is_empty()
+            && t.user_pattern.is_none()
+            && !t.all_users
+            && t.group_changes.is_none()
+        {
+            return Err(at(&["targets"], "no target: give at least one of users, csv, groups, user_pattern, all_users, group_changes".into()));
+        }
+        for (i, u) in t.users.iter().enumerate() {
+            if u.is_empty() {
+                return Err(at(
+                    &["targets", "users"],
+                    format!("user {} is empty", i + 1),
+                ));
+            }
+        }
+        let needs_realm = !t.users.is_empty()
+            || !t.groups.is_empty()
+            || t.user_pattern.is_some()
+            || t.all_users
+            || t.group_changes.is_some();
+        if needs_realm && raw.realm.is_none() {
+            return Err(at(
+                &["realm"],
+                "these targets need a realm: set `realm:`".into(),
+            ));
+        }
+        let mut csv = Vec::new();
+        for p in &t.csv {
+            let full = dir.join(p);
+            if !full.is_file() {
+                return Err(at(
+                    &["targets", "csv"],
+                    format!("{}: no such file", full.display()),
+                ));
+            }
+            csv.push(CsvTarget { path: full });
+        }
+        let group_changes = match &t.group_changes {
+            None => None,
+            Some(g) => {
+                let load = |p: &PathBuf, key: &str| -> Result<Registry, PolicyError> {
+                    let full = dir.join(p);
+                    if !full.is_file() {
+                        return Err(at(
+                            &["targets", "group_changes", key],
+                            format!("{}: no such file", full.display()),
+                        ));
+                    }
+                    match full.extension().and_then(|e| e.to_str()) {
+                        Some("jsonl") => Registry::load_jsonl(&full),
+                        _ => Registry::load_yaml(&full),
+                    }
+                };
+                Some(GroupChanges {
+                    before: load(&g.before, "before")?,
+                    after: g.after.as_ref().map(|a| load(a, "after")).transpose()?,
+                    groups: g.groups.clone(),
+                })
+            }
+        };
+        let sessions = match &raw.sessions {
+            None => None,
+            Some(s) => {
+                let dur = |v: &Option<String>, key: &str| {
+                    v.as_deref()
+                        .map(parse_duration)
+                        .transpose()
+                        .map_err(|m| at(&["sessions", key], m))
+                };
+                Some(SessionFilter {
+                    idle_longer_than: dur(&s.idle_longer_than, "idle_longer_than")?,
+                    older_than: dur(&s.older_than, "older_than")?,
+                    auth_method: s.auth_method.clone(),
+                    replica_set: s.replica_set.clone(),
+                })
+            }
+        };
+        let rules =
+            match &raw.credential_refresh {
+                None => None,
+                Some(items) => Some(compile_rules(items).map_err(|(i, m)| {
+                    at(&["credential_refresh"], format!("rule {}: {m}", i + 1))
+                })?),
+            };
+        let e = raw.execution;
+        if !(e.rate.is_finite() && e.rate >= 0.0) {
+            return Err(at(
+                &["execution", "rate"],
+                "expected a number of commands per second, 0 for unlimited".into(),
+            ));
+        }
+        Ok(Self {
+            file: path.to_path_buf(),
+            bytes,
+            name: raw.name,
+            description: raw.description,
+            site: raw.site.map(|s| dir.join(s)),
+            action: raw.action,
+            realm: raw.realm,
+            server: raw.server,
+            users: raw.targets.users,
+            csv,
+            groups: raw.targets.groups,
+            user_pattern: raw.targets.user_pattern,
+            all_users: raw.targets.all_users,
+            group_changes,
+            sessions,
+            exclude_users: raw.exclude.users,
+            exclude_groups: raw.exclude.groups,
+            missing_user: raw.missing_user,
+            rules,
+            limits: raw.limits,
+            execution: e,
+            text,
+        })
+    }
+
+    /// An error at a key path of this policy.
+    pub fn error_at(&self, keys: &[&str], message: impl Into<String>) -> PolicyError {
+        SiteError::at(
+            &self.file,
+            locate(&self.text, keys),
+            Some(keys.join(".")),
+            message,
+        )
+    }
+
+    /// Warnings about the policy's own rules (`AZN_*` preserved).
+    pub fn rule_warnings(&self) -> Vec<String> {
+        self.rules.as_ref().map_or_else(Vec::new, |r| {
+            r.azn_warnings().into_iter().map(str::to_owned).collect()
+        })
+    }
+}

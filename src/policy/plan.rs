@@ -1,0 +1,396 @@
+//! Resolving a policy against a loaded site into a [`Plan`]: a deterministic list of pdadmin
+//! commands, with the limits checked before anything changes.
+//!
+//! Order: targets in the order the selectors are listed in the contract (users, csv, groups,
+//! user_pattern, all_users, group_changes), each in its own order (list order, file order,
+//! registry order, user name order), de-duplicated by (user, realm) keeping the first.
+
+use std::collections::{HashMap, HashSet};
+use std::fs::File;
+use std::io::BufReader;
+
+use compact_str::CompactString;
+use wildmatch::WildMatch;
+
+use super::{MissingUser, Policy, PolicyAction, PolicyError};
+use crate::command::{Command, Task};
+use crate::fold::fold;
+use crate::input::{CsvDefaults, CsvSource, JobKind};
+use crate::session::{Clock, Session};
+use crate::site::registry::Registry;
+use crate::site::topology::RealmId;
+use crate::site::{SiteError, Topology};
+use crate::store::{Scope, SessionStore};
+
+/// A resolved policy.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Plan {
+    pub commands: Vec<Command>,
+    /// Distinct planned (user, realm) pairs.
+    pub users: u64,
+    /// Live sessions the plan would touch.
+    pub sessions: u64,
+    /// Users left out because they are not in the registry (`missing_user: skip`).
+    pub skipped: Vec<String>,
+    /// Users left out by `exclude:`.
+    pub excluded: u64,
+}
+
+/// Why a policy does not resolve: a problem in it, or a limit exceeded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PlanError {
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    #[error("{file}: limits.{limit}: the plan has {planned} {what}, over the limit of {value} by {}", planned - value)]
+    Limit {
+        file: String,
+        limit: &'static str,
+        what: &'static str,
+        value: u64,
+        planned: u64,
+    },
+}
+
+struct Target {
+    user: String,
+    realm: String,
+    server: Option<String>,
+}
+
+/// Checks everything a policy names against the site: realm, server, groups, replica set.
+fn check_names(p: &Policy, topology: &Topology, registry: &Registry) -> Result<(), PolicyError> {
+    if let Some(r) = &p.realm
+        && topology.realm(r).is_none()
+    {
+        return Err(p.error_at(
+            &["realm"],
+            format!("the realm `{r}` is not in the site's topology"),
+        ));
+    }
+    if let Some(s) = &p.server
+        && topology.server(s).is_none()
+    {
+        return Err(p.error_at(
+            &["server"],
+            format!("the server `{s}` is not in the site's topology"),
+        ));
+    }
+    let known: HashSet<&str> = registry
+        .users()
+        .iter()
+        .flat_map(|u| u.groups.iter().map(String::as_str))
+        .collect();
+    let check_groups = |groups: &[String], keys: &[&str]| match groups
+        .iter()
+        .find(|g| !known.contains(g.as_str()))
+    {
+        Some(g) => Err(p.error_at(
+            keys,
+            format!("the group `{g}` has no member in the registry"),
+        )),
+        None => Ok(()),
+    };
+    check_groups(&p.groups, &["targets", "groups"])?;
+    check_groups(&p.exclude_groups, &["exclude", "groups"])?;
+    if let Some(gc) = &p.group_changes
+        && let Some(groups) = &gc.groups
+    {
+        let before: HashSet<&str> = gc
+            .before
+            .users()
+            .iter()
+            .flat_map(|u| u.groups.iter().map(String::as_str))
+            .collect();
+        if let Some(g) = groups
+            .iter()
+            .find(|g| !known.contains(g.as_str()) && !before.contains(g.as_str()))
+        {
+            return Err(p.error_at(
+                &["targets", "group_changes", "groups"],
+                format!("the group `{g}` is in neither registry"),
+            ));
+        }
+    }
+    if let Some(rs) = p.sessions.as_ref().and_then(|s| s.replica_set.as_ref())
+        && topology.replica_set(rs).is_none()
+    {
+        return Err(p.error_at(
+            &["sessions", "replica_set"],
+            format!("the replica set `{rs}` is not in the site's topology"),
+        ));
+    }
+    Ok(())
+}
+
+/// Users with live sessions in `realm` whose name matches `pattern` (`None`: every user), in
+/// case-folded name order, spelled as the registry spells them (else as a session does).
+fn live_users(
+    store: &dyn SessionStore,
+    registry: &Registry,
+    realm: RealmId,
+    pattern: Option<&str>,
+    clock: &Clock,
+) -> Vec<String> {
+    let matcher = pattern.map(WildMatch::new_case_insensitive);
+    let mut found: HashMap<CompactString, String> = HashMap::new();
+    store.scan(clock, &mut |s| {
+        if s.realm == realm && matcher.as_ref().is_none_or(|m| m.matches(&s.user)) {
+            let key = fold(&s.user);
+            match found.get_mut(&key) {
+                Some(name) if s.user.as_str() < name.as_str() => *name = s.user.to_string(),
+                Some(_) => {}
+                None => {
+                    found.insert(key, s.user.to_string());
+                }
+            }
+        }
+    });
+    let mut users: Vec<(CompactString, String)> = found
+        .into_iter()
+        .map(|(k, v)| {
+            let name = registry.get(&k).map_or(v, |e| e.name.clone());
+            (k, name)
+        })
+        .collect();
+    users.sort();
+    users.into_iter().map(|(_, v)| v).collect()
+}
+
+/// Users whose groups differ (as sets) between two registries, touching `groups` if given.
+fn changed_users(before: &Registry, after: &Registry, groups: Option<&[String]>) -> Vec<String> {
+    fn set(g: &[String]) -> HashSet<&str> {
+        g.iter().map(String::as_str).collect()
+    }
+    let touches =
+        |diff: &HashSet<&str>| groups.is_none_or(|gs| gs.iter().any(|g| diff.contains(g.as_str())));
+    let mut out = Vec::new();
+    for u in after.users() {
+        let now = set(&u.groups);
+        let was = before
+            .get(&u.name)
+            .map(|b| set(&b.groups))
+            .unwrap_or_default();
+        let diff: HashSet<&str> = now.symmetric_difference(&was).copied().collect();
+        let changed = before.get(&u.name).is_none() || !diff.is_empty();
+        if changed && touches(&diff) {
+            out.push(u.name.clone());
+        }
+    }
+    for u in before.users() {
+        if after.get(&u.name).is_none() && touches(&set(&u.groups)) {
+            out.push(u.name.clone());
+        }
+    }
+    out
+}
+
+fn session_matches(p: &Policy, topology: &Topology, s: &Session, clock: &Clock) -> bool {
+    let Some(f) = &p.sessions else { return true };
+    let older = |since: i64, limit: Option<u64>| {
+        limit.is_none_or(|l| clock.now.saturating_sub(since) > l as i64)
+    };
+    older(s.last_access, f.idle_longer_than)
+        && older(s.created, f.older_than)
+        && f.auth_method.as_ref().is_none_or(|m| {
+            s.credential
+                .get(crate::credential::AUTH_METHOD)
+                .and_then(|v| v.as_str())
+                == Some(m.as_str())
+        })
+        && f.replica_set
+            .as_ref()
+            .is_none_or(|rs| topology.replica_set(rs) == Some(s.replica_set))
+}
+
+/// Resolves `policy` against a site. `clock` decides which sessions are live and idle.
+pub fn resolve(
+    p: &Policy,
+    topology: &Topology,
+    registry: &Registry,
+    store: &dyn SessionStore,
+    clock: &Clock,
+) -> Result<Plan, PlanError> {
+    check_names(p, topology, registry)?;
+    let default_realm = p.realm.clone().unwrap_or_default();
+    let mut targets: Vec<Target> = Vec::new();
+    let mut seen: HashSet<(CompactString, CompactString)> = HashSet::new();
+    let mut push =
+        |targets: &mut Vec<Target>, user: String, realm: String, server: Option<String>| {
+            if seen.insert((fold(&user), fold(&realm))) {
+                targets.push(Target {
+                    user,
+                    realm,
+                    server,
+                });
+            }
+        };
+    for u in &p.users {
+        push(&mut targets, u.clone(), default_realm.clone(), None);
+    }
+    for csv in &p.csv {
+        let file = File::open(&csv.path).map_err(|e| SiteError::io(&csv.path, e))?;
+        let defaults = CsvDefaults {
+            terminate: false,
+            server: p.server.clone(),
+            realm: p.realm.clone(),
+        };
+        for job in CsvSource::new(BufReader::new(file), defaults, topology) {
+            let job = job.map_err(|e| SiteError::io(&csv.path, e))?;
+            match job.kind {
+                JobKind::Command(Command::Task {
+                    server,
+                    task: Task::SmsRefreshAll { user, realm },
+                }) => {
+                    push(&mut targets, user, realm, Some(server));
+                }
+                JobKind::Command(_) => {}
+                JobKind::Invalid { detail, .. } => {
+                    return Err(SiteError::at(&csv.path, Some(job.line), None, detail).into());
+                }
+            }
+        }
+    }
+    if !p.groups.is_empty() {
+        for u in registry.users() {
+            if u.groups.iter().any(|g| p.groups.contains(g)) {
+                push(&mut targets, u.name.clone(), default_realm.clone(), None);
+            }
+        }
+    }
+    let realm_id = p.realm.as_deref().and_then(|r| topology.realm(r));
+    if let (Some(pattern), Some(rid)) = (&p.user_pattern, realm_id) {
+        for u in live_users(store, registry, rid, Some(pattern), clock) {
+            push(&mut targets, u, default_realm.clone(), None);
+        }
+    }
+    if let (true, Some(rid)) = (p.all_users, realm_id) {
+        for u in live_users(store, registry, rid, None, clock) {
+            push(&mut targets, u, default_realm.clone(), None);
+        }
+    }
+    if let Some(gc) = &p.group_changes {
+        let after = gc.after.as_ref().unwrap_or(registry);
+        for u in changed_users(&gc.before, after, gc.groups.as_deref()) {
+            push(&mut targets, u, default_realm.clone(), None);
+        }
+    }
+
+    // Exclusions, then users missing from the registry.
+    let excluded_users: HashSet<CompactString> = p.exclude_users.iter().map(|u| fold(u)).collect();
+    let before = targets.len();
+    targets.retain(|t| {
+        !excluded_users.contains(&fold(&t.user))
+            && !registry
+                .get(&t.user)
+                .is_some_and(|e| e.groups.iter().any(|g| p.exclude_groups.contains(g)))
+    });
+    let mut plan = Plan {
+        excluded: (before - targets.len()) as u64,
+        ..Plan::default()
+    };
+    let mut planned: Vec<(Target, bool)> = Vec::with_capacity(targets.len());
+    for t in targets {
+        let missing = registry.get(&t.user).is_none();
+        let terminate = p.action == PolicyAction::Terminate
+            || (missing && p.missing_user == MissingUser::Terminate);
+        if missing && p.missing_user == MissingUser::Skip && p.action == PolicyAction::Refresh {
+            plan.skipped.push(t.user);
+            continue;
+        }
+        planned.push((t, terminate));
+    }
+    plan.users = planned.len() as u64;
+
+    let server_for = |t: &Target| -> String {
+        t.server
+            .clone()
+            .or_else(|| p.server.clone())
+            .unwrap_or_else(|| {
+                let id = topology
+                    .realm(&t.realm)
+                    .and_then(|r| topology.default_server(r));
+                id.or_else(|| {
+                    (!topology.servers.is_empty()).then_some(crate::site::topology::ServerId(0))
+                })
+                .map(|s| topology.server_def(s).name.clone())
+                .unwrap_or_default()
+            })
+    };
+    if p.sessions.is_some() {
+        // One pass over the store: the matching live sessions of every planned user.
+        let index: HashMap<(RealmId, CompactString), usize> = planned
+            .iter()
+            .enumerate()
+            .filter_map(|(i, (t, _))| topology.realm(&t.realm).map(|r| ((r, fold(&t.user)), i)))
+            .collect();
+        let mut per_user: Vec<Vec<(u64, String)>> = vec![Vec::new(); planned.len()];
+        store.scan(clock, &mut |s| {
+            if let Some(i) = index.get(&(s.realm, fold(&s.user)))
+                && session_matches(p, topology, s, clock)
+            {
+                per_user[*i].push((s.seq, s.id.to_string()));
+            }
+        });
+        for ((t, terminate), mut ids) in planned.iter().zip(per_user) {
+            ids.sort();
+            plan.sessions += ids.len() as u64;
+            for (_, id) in ids {
+                let realm = t.realm.clone();
+                let task = if *terminate {
+                    Task::SmsTerminateSession { id, realm }
+                } else {
+                    Task::SmsRefreshSession { id, realm }
+                };
+                plan.commands.push(Command::Task {
+                    server: server_for(t),
+                    task,
+                });
+            }
+        }
+    } else {
+        for (t, terminate) in &planned {
+            if let Some(r) = topology.realm(&t.realm) {
+                plan.sessions += store
+                    .ops()
+                    .count_user(r, &fold(&t.user), Scope::Realm, clock)
+                    as u64;
+            }
+            let (user, realm) = (t.user.clone(), t.realm.clone());
+            let task = if *terminate {
+                Task::SmsTerminateAll { user, realm }
+            } else {
+                Task::SmsRefreshAll { user, realm }
+            };
+            plan.commands.push(Command::Task {
+                server: server_for(t),
+                task,
+            });
+        }
+    }
+
+    let file = p.file.display().to_string();
+    if let Some(max) = p.limits.max_users
+        && plan.users > max
+    {
+        return Err(PlanError::Limit {
+            file,
+            limit: "max_users",
+            what: "users",
+            value: max,
+            planned: plan.users,
+        });
+    }
+    if let Some(max) = p.limits.max_sessions
+        && plan.sessions > max
+    {
+        return Err(PlanError::Limit {
+            file,
+            limit: "max_sessions",
+            what: "sessions",
+            value: max,
+            planned: plan.sessions,
+        });
+    }
+    Ok(plan)
+}

@@ -1,0 +1,137 @@
+//! The `--report` audit record: one JSON document per run saying who ran what, when,
+//! against which site, and what came of it (contract §7).
+
+use std::path::Path;
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::run::{RunConfig, Summary};
+use crate::time::format_timestamp;
+
+#[derive(Serialize)]
+struct PolicyRef<'a> {
+    name: &'a str,
+    file: String,
+    sha256: String,
+}
+
+#[derive(Serialize)]
+struct Counts {
+    ok: u64,
+    warning: u64,
+    error: u64,
+    commands: u64,
+    sessions_refreshed: u64,
+    sessions_terminated: u64,
+    users_skipped: usize,
+    users_excluded: u64,
+}
+
+#[derive(Serialize)]
+struct Phases {
+    load_s: f64,
+    plan_s: f64,
+    execute_s: f64,
+    write_s: f64,
+    save_s: f64,
+    total_s: f64,
+}
+
+#[derive(Serialize)]
+struct Report<'a> {
+    tool: &'static str,
+    version: &'static str,
+    user: String,
+    host: String,
+    started: String,
+    ended: String,
+    site: String,
+    policy: Option<PolicyRef<'a>>,
+    inputs: Vec<String>,
+    format: String,
+    dry_run: bool,
+    saved: bool,
+    threads: usize,
+    exit_code: i32,
+    counts: Counts,
+    messages: &'a std::collections::BTreeMap<&'static str, u64>,
+    skipped_users: &'a [String],
+    phases: Phases,
+}
+
+fn env_or(keys: &[&str], default: &str) -> String {
+    keys.iter()
+        .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+        .unwrap_or_else(|| default.to_string())
+}
+
+fn host() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| env_or(&["HOSTNAME", "COMPUTERNAME"], "unknown"))
+}
+
+/// The audit record as JSON. `started` and `ended` are Unix seconds.
+pub fn render(cfg: &RunConfig, summary: &Summary, started: i64, ended: i64) -> String {
+    let policy = cfg.policy.as_ref().map(|p| PolicyRef {
+        name: &p.name,
+        file: p.file.display().to_string(),
+        sha256: Sha256::digest(&p.bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect(),
+    });
+    let report = Report {
+        tool: "smsrefresh",
+        version: env!("CARGO_PKG_VERSION"),
+        user: env_or(&["USER", "LOGNAME", "USERNAME"], "unknown"),
+        host: host(),
+        started: format_timestamp(started),
+        ended: format_timestamp(ended),
+        site: cfg.site.display().to_string(),
+        policy,
+        inputs: cfg.inputs.iter().map(|i| i.name()).collect(),
+        format: format!("{:?}", cfg.format).to_lowercase(),
+        dry_run: cfg.dry_run,
+        saved: cfg.save && !cfg.dry_run,
+        threads: summary.threads,
+        exit_code: summary.exit_code(),
+        counts: Counts {
+            ok: summary.ok,
+            warning: summary.warning,
+            error: summary.error,
+            commands: summary.commands(),
+            sessions_refreshed: summary.refreshed,
+            sessions_terminated: summary.terminated,
+            users_skipped: summary.skipped.len(),
+            users_excluded: summary.excluded,
+        },
+        messages: &summary.messages,
+        skipped_users: &summary.skipped,
+        phases: Phases {
+            load_s: summary.load.as_secs_f64(),
+            plan_s: summary.plan.as_secs_f64(),
+            execute_s: summary.execute.as_secs_f64(),
+            write_s: summary.write.as_secs_f64(),
+            save_s: summary.save.as_secs_f64(),
+            total_s: summary.elapsed.as_secs_f64(),
+        },
+    };
+    serde_json::to_string_pretty(&report).unwrap_or_default()
+}
+
+/// Writes the audit record to `path` (beside it first, then renamed: never half a report).
+pub fn write(
+    path: &Path,
+    cfg: &RunConfig,
+    summary: &Summary,
+    started: i64,
+    ended: i64,
+) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, render(cfg, summary, started, ended) + "\n")?;
+    std::fs::rename(&tmp, path)
+}

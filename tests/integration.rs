@@ -7,6 +7,9 @@ mod integration {
     mod catalog_docs;
     mod demo;
     mod exec_shell;
+    mod inputs;
+    mod parallel;
+    mod policies;
     mod properties;
     mod snapshot;
     mod synthetic;

@@ -1,11 +1,12 @@
 //! CSV results: the JSON Lines fields as columns, with a header. List items are not
 //! expanded (the `total` column counts them); cells that a spreadsheet would read as a
-//! formula are neutralised with a leading `'`.
+//! formula are neutralised with a leading `'`, and control characters are escaped as in
+//! the pdadmin text.
 
 use std::io::{self, Write};
 
 use super::ResultWriter;
-use super::escape::neutralise_formula;
+use super::escape::{escape, neutralise_formula};
 use super::jsonl::JsonResult;
 use crate::exec::CommandResult;
 
@@ -46,8 +47,7 @@ pub fn render(results: &[CommandResult], out: &mut Vec<u8>) {
         let _ = w.write_record(
             cells
                 .iter()
-                .map(|c| neutralise_formula(c))
-                .map(|c| c.into_owned()),
+                .map(|c| neutralise_formula(&escape(c)).into_owned()),
         );
     }
     let _ = w.flush();

@@ -37,6 +37,24 @@ pub fn escape(s: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// JSON text with the dangerous characters that JSON allows raw (C1 controls, line
+/// separators, bidirectional controls) written as `\uXXXX` escapes. Such characters can
+/// only stand inside JSON strings, so the document means the same.
+pub fn json_safe(json: String) -> String {
+    if !json.chars().any(|c| is_dangerous(c) && !c.is_ascii()) {
+        return json;
+    }
+    let mut out = String::with_capacity(json.len() + 16);
+    for c in json.chars() {
+        if is_dangerous(c) && !c.is_ascii() {
+            let _ = write!(out, "\\u{:04x}", c as u32);
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// A CSV cell that a spreadsheet would read as a formula gets a leading `'`.
 pub fn neutralise_formula(s: &str) -> Cow<'_, str> {
     match s.chars().next() {
@@ -56,6 +74,17 @@ mod tests {
         assert_eq!(escape("\u{1b}[31mred"), "\\u{1b}[31mred");
         assert_eq!(escape("x\u{202e}y\u{0}"), "x\\u{202e}y\\u{0}");
         assert_eq!(escape("back\\slash"), "back\\slash");
+    }
+
+    #[test]
+    fn json_keeps_its_meaning_without_raw_controls() {
+        let raw = serde_json::to_string(&"a\u{202e}b\u{85}c\u{1b}").unwrap();
+        let safe = json_safe(raw);
+        assert_eq!(safe, r#""a\u202eb\u0085c\u001b""#);
+        assert_eq!(
+            serde_json::from_str::<String>(&safe).unwrap(),
+            "a\u{202e}b\u{85}c\u{1b}"
+        );
     }
 
     #[test]

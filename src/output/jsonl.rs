@@ -5,6 +5,7 @@ use std::io::{self, Write};
 use serde::Serialize;
 
 use super::ResultWriter;
+use super::escape::json_safe;
 use crate::exec::{CommandResult, Item, Status};
 
 /// The JSON shape of one result.
@@ -75,7 +76,8 @@ impl<W: Write> JsonlWriter<W> {
 
 /// Renders one result as a JSON line.
 pub fn render(r: &CommandResult, out: &mut impl Write) -> io::Result<()> {
-    serde_json::to_writer(&mut *out, &JsonResult::of(r))?;
+    let text = serde_json::to_string(&JsonResult::of(r))?;
+    out.write_all(json_safe(text).as_bytes())?;
     out.write_all(b"\n")
 }
 

@@ -3,7 +3,7 @@
 
 use std::io::IsTerminal;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle, TermLike};
 
 use smsrefresh::run::Progress;
 
@@ -11,21 +11,23 @@ use crate::cli::ProgressArg;
 
 pub struct Bar {
     bar: ProgressBar,
+    /// Drawing to a log, not a terminal: keep the last frame.
+    log: bool,
     commands: std::sync::atomic::AtomicU64,
 }
 
 impl Bar {
     /// A bar, or `None` when it should not show (`never`, or `auto` off a terminal).
     pub fn new(mode: ProgressArg) -> Option<Self> {
-        let show = match mode {
-            ProgressArg::Never => false,
-            ProgressArg::Always => true,
-            ProgressArg::Auto => std::io::stderr().is_terminal(),
+        let terminal = std::io::stderr().is_terminal();
+        let target = match mode {
+            ProgressArg::Never => return None,
+            ProgressArg::Auto if !terminal => return None,
+            _ if terminal => ProgressDrawTarget::stderr(),
+            // `always` off a terminal (a log file): plain lines, once a second.
+            _ => ProgressDrawTarget::term_like_with_hz(Box::new(LogLines::default()), 1),
         };
-        if !show {
-            return None;
-        }
-        let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
+        let bar = ProgressBar::with_draw_target(Some(0), target);
         bar.set_style(
             ProgressStyle::with_template(
                 "{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} {msg} ETA {eta}",
@@ -34,8 +36,79 @@ impl Bar {
         );
         Some(Self {
             bar,
+            log: !terminal,
             commands: 0.into(),
         })
+    }
+}
+
+/// A "terminal" that appends each frame as a line: no cursor movement, no escapes.
+#[derive(Debug, Default)]
+struct LogLines {
+    line: std::sync::Mutex<String>,
+}
+
+impl LogLines {
+    fn emit(&self) -> std::io::Result<()> {
+        use std::io::Write;
+        let mut line = self
+            .line
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !line.trim().is_empty() {
+            writeln!(std::io::stderr(), "{}", line.trim_end())?;
+        }
+        line.clear();
+        Ok(())
+    }
+}
+
+impl TermLike for LogLines {
+    fn width(&self) -> u16 {
+        100
+    }
+
+    fn height(&self) -> u16 {
+        10
+    }
+
+    fn move_cursor_up(&self, _: usize) -> std::io::Result<()> {
+        Ok(())
+    }
+
+    fn move_cursor_down(&self, _: usize) -> std::io::Result<()> {
+        Ok(())
+    }
+
+    fn move_cursor_right(&self, _: usize) -> std::io::Result<()> {
+        Ok(())
+    }
+
+    fn move_cursor_left(&self, _: usize) -> std::io::Result<()> {
+        Ok(())
+    }
+
+    fn write_line(&self, s: &str) -> std::io::Result<()> {
+        self.write_str(s)?;
+        self.emit()
+    }
+
+    fn write_str(&self, s: &str) -> std::io::Result<()> {
+        if s != "\r" {
+            self.line
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push_str(s);
+        }
+        Ok(())
+    }
+
+    fn clear_line(&self) -> std::io::Result<()> {
+        Ok(())
+    }
+
+    fn flush(&self) -> std::io::Result<()> {
+        self.emit()
     }
 }
 
@@ -57,6 +130,10 @@ impl Progress for Bar {
     }
 
     fn end(&self) {
-        self.bar.finish_and_clear();
+        if self.log {
+            self.bar.finish();
+        } else {
+            self.bar.finish_and_clear();
+        }
     }
 }

@@ -7,6 +7,9 @@
 //! whose groups are stale, so a refresh visibly changes them. A user's sessions share one
 //! credential (one device per user), which keeps large sites compact in memory.
 //!
+//! Beside the site files it writes `users.csv` (every user with their home realm), a ready
+//! input for benchmarks.
+//!
 //! The random source is SplitMix64, written here because its output is specified: a crate's
 //! generator may change its stream between versions, and the files must not.
 
@@ -138,7 +141,7 @@ fn write_topology(path: &Path, l: &Layout) -> io::Result<()> {
     fs::write(path, out)
 }
 
-/// Writes `topology.yaml`, `registry.jsonl` and `sessions.jsonl` under `cfg.out`.
+/// Writes `topology.yaml`, `registry.jsonl`, `sessions.jsonl` and `users.csv` under `cfg.out`.
 pub fn generate(cfg: &GenConfig) -> io::Result<GenSummary> {
     fs::create_dir_all(&cfg.out)?;
     let l = layout(cfg);
@@ -147,6 +150,8 @@ pub fn generate(cfg: &GenConfig) -> io::Result<GenSummary> {
         BufWriter::with_capacity(1 << 20, File::create(cfg.out.join("registry.jsonl"))?);
     let mut sessions =
         BufWriter::with_capacity(1 << 20, File::create(cfg.out.join("sessions.jsonl"))?);
+    let mut users_csv = BufWriter::with_capacity(1 << 20, File::create(cfg.out.join("users.csv"))?);
+    users_csv.write_all(b"user,realm\n")?;
     let mut rng = Rng(cfg.seed ^ 0x5eed_5eed_5eed_5eed);
     let server_ids: Vec<String> = l
         .servers
@@ -201,6 +206,7 @@ pub fn generate(cfg: &GenConfig) -> io::Result<GenSummary> {
         let home = rng.below(l.realms.len() as u64) as usize;
         let nsessions = 1 + rng.below(max_sessions);
         credential["tagvalue_login_realm"] = json!(l.realms[home]);
+        writeln!(users_csv, "{user},{}", l.realms[home])?;
         for _ in 0..nsessions {
             // Most sessions are in the user's home realm; some in another.
             let realm = if l.realms.len() > 1 && rng.below(5) == 0 {
@@ -239,6 +245,7 @@ pub fn generate(cfg: &GenConfig) -> io::Result<GenSummary> {
     }
     registry.flush()?;
     sessions.flush()?;
+    users_csv.flush()?;
     Ok(GenSummary {
         users: cfg.users,
         sessions: counter,

@@ -258,3 +258,75 @@ fn the_report_is_an_audit_record() {
     }
     assert!(r["started"].as_str().unwrap().ends_with('Z'));
 }
+
+#[test]
+fn progress_shows_only_when_asked_off_a_terminal() {
+    let (_tmp, site) = demo_copy();
+    let file = site.join("commands.pdadmin");
+    let go = |mode: &str| {
+        let out = run(
+            &[
+                "run",
+                "--site",
+                site.to_str().unwrap(),
+                "--no-save",
+                "-q",
+                "--progress",
+                mode,
+                file.to_str().unwrap(),
+            ],
+            None,
+        );
+        stderr(&out)
+    };
+    let always = go("always");
+    assert!(
+        always.lines().last().unwrap().contains("27 commands"),
+        "{always}"
+    );
+    assert!(!always.contains('\u{1b}'), "no escape sequences in a log");
+    assert_eq!(
+        go("auto"),
+        "",
+        "auto: no bar when standard error is not a terminal"
+    );
+    assert_eq!(go("never"), "");
+}
+
+#[test]
+fn execution_rate_paces_commands() {
+    let (tmp, site) = demo_copy();
+    let policy = tmp.path().join("paced.yaml");
+    std::fs::write(
+        &policy,
+        "version: 1\nname: paced\nrealm: ibm.com\ntargets:\n  users: [johnq, brian, carol, dave, erin, frank]\nexecution:\n  rate: 20\n",
+    )
+    .unwrap();
+    let start = std::time::Instant::now();
+    let out = run(
+        &[
+            "run",
+            "--site",
+            site.to_str().unwrap(),
+            "--policy",
+            policy.to_str().unwrap(),
+            "--no-save",
+            "-q",
+        ],
+        None,
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    // Six commands at 20 per second: the sixth starts 250 ms after the first.
+    assert!(
+        start.elapsed() >= std::time::Duration::from_millis(250),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(
+        stdout(&out)
+            .lines()
+            .filter(|l| l.starts_with("DPWWA2043I"))
+            .count(),
+        6
+    );
+}

@@ -33,7 +33,12 @@ fn same_seed_same_bytes_other_seed_other_bytes() {
     generate(&a, "42");
     generate(&b, "42");
     generate(&c, "43");
-    for f in ["topology.yaml", "registry.jsonl", "sessions.jsonl"] {
+    for f in [
+        "topology.yaml",
+        "registry.jsonl",
+        "sessions.jsonl",
+        "users.csv",
+    ] {
         assert_eq!(
             std::fs::read(a.join(f)).unwrap(),
             std::fs::read(b.join(f)).unwrap(),
@@ -98,4 +103,24 @@ fn generated_site_has_realistic_shapes_and_refreshes() {
     );
     assert_eq!(code(&out), 0, "{}", stdout(&out));
     assert!(stdout(&out).contains("DPWWA2043I"));
+    // users.csv names every user once, in their home realm, where most of their sessions are.
+    let csv = std::fs::read_to_string(dir.join("users.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 501);
+    assert!(csv.starts_with("user,realm\nuser0000001,realm"));
+    let out = run(
+        &[
+            "run",
+            "--site",
+            dir.to_str().unwrap(),
+            "--no-save",
+            "-q",
+            "--format",
+            "jsonl",
+            dir.join("users.csv").to_str().unwrap(),
+        ],
+        None,
+    );
+    let r = json_lines(&out);
+    assert_eq!(r.len(), 500);
+    assert!(r.iter().filter(|x| x["status"] == "ok").count() > 400);
 }

@@ -1,22 +1,31 @@
 //! The credential a session carries: an ordered map from attribute name (compared
 //! case-insensitively, spelled as first written) to a string or a list of strings.
 //!
-//! Credentials hold a dozen or two attributes, so a `Vec` scanned linearly is both smaller
-//! and faster than a hash map; sessions of one user share one credential through an `Arc`.
+//! A credential is one immutable byte string behind an `Arc`, so the sessions of a user share
+//! it, cloning is a reference count, equality is a byte comparison, and a refresh merges two
+//! credentials by copying whole attribute entries. Attribute names and list elements (group
+//! names) are interned [`Sym`]s; single values are stored inline.
+//!
+//! Encoding (LEB128 varints): `count`, then per attribute `name-sym`, a tag, and the value:
+//! tag 0 `len bytes` (a string), tag 1 `n sym…` (a list of interned strings).
 
 use std::fmt;
+use std::sync::Arc;
 
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde::ser::{SerializeMap, Serializer};
+use serde::ser::{SerializeMap, SerializeSeq, Serializer};
 use serde::{Deserialize, Serialize};
 
-use crate::fold::eq_folded;
+use crate::intern::{self, Sym, canonical, intern, resolve};
 
 pub const PRINCIPAL_NAME: &str = "AZN_CRED_PRINCIPAL_NAME";
 pub const GROUPS: &str = "AZN_CRED_GROUPS";
 pub const AUTH_METHOD: &str = "AZN_CRED_AUTH_METHOD";
 
-/// An attribute value: one string or a list of strings.
+const TAG_STR: u8 = 0;
+const TAG_LIST: u8 = 1;
+
+/// An owned attribute value: one string or a list of strings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AttrValue {
     One(String),
@@ -33,19 +42,6 @@ impl AttrValue {
     }
 }
 
-/// One credential attribute.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Attr {
-    pub name: String,
-    pub value: AttrValue,
-}
-
-/// A credential: attributes in order, names unique under case folding.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Credential {
-    attrs: Vec<Attr>,
-}
-
 /// Two attributes whose names differ only in case.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DuplicateAttr(pub String);
@@ -60,63 +56,355 @@ impl fmt::Display for DuplicateAttr {
     }
 }
 
+fn put_varint(out: &mut Vec<u8>, mut v: u32) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// Reads a varint at `*pos`; a malformed blob reads as 0 (blobs are only made here).
+fn get_varint(b: &[u8], pos: &mut usize) -> u32 {
+    let mut v: u32 = 0;
+    let mut shift = 0;
+    while let Some(&byte) = b.get(*pos) {
+        *pos += 1;
+        v |= u32::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 || shift >= 28 {
+            break;
+        }
+        shift += 7;
+    }
+    v
+}
+
+/// A borrowed attribute value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValueRef<'a> {
+    Str(&'a str),
+    /// A list of interned strings, still encoded: `n sym…`.
+    List(ListRef<'a>),
+}
+
+/// An encoded list of syms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListRef<'a> {
+    bytes: &'a [u8],
+    len: u32,
+}
+
+impl<'a> ListRef<'a> {
+    pub fn len(&self) -> usize {
+        self.len as usize
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn syms(&self) -> impl Iterator<Item = Sym> + 'a {
+        let bytes = self.bytes;
+        let mut pos = 0;
+        (0..self.len).map(move |_| Sym(get_varint(bytes, &mut pos)))
+    }
+
+    pub fn strs(&self) -> impl Iterator<Item = &'static str> + 'a {
+        self.syms().map(resolve)
+    }
+}
+
+impl ValueRef<'_> {
+    pub fn to_owned(&self) -> AttrValue {
+        match self {
+            ValueRef::Str(s) => AttrValue::One((*s).to_owned()),
+            ValueRef::List(l) => AttrValue::Many(l.strs().map(str::to_owned).collect()),
+        }
+    }
+
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            ValueRef::Str(s) => Some(s),
+            ValueRef::List(_) => None,
+        }
+    }
+}
+
+/// One attribute of an encoded credential.
+#[derive(Debug, Clone, Copy)]
+pub struct AttrRef<'a> {
+    pub name: Sym,
+    pub value: ValueRef<'a>,
+    /// The whole encoded entry (name, tag and value), for copying into another credential.
+    pub raw: &'a [u8],
+}
+
+impl AttrRef<'_> {
+    pub fn name_str(&self) -> &'static str {
+        resolve(self.name)
+    }
+
+    /// The sym two names share when they differ only in case.
+    pub fn key(&self) -> Sym {
+        canonical(self.name)
+    }
+}
+
+/// Iterates the attributes of a credential in order.
+pub struct Attrs<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+    left: u32,
+}
+
+impl<'a> Iterator for Attrs<'a> {
+    type Item = AttrRef<'a>;
+
+    fn next(&mut self) -> Option<AttrRef<'a>> {
+        if self.left == 0 || self.pos >= self.bytes.len() {
+            return None;
+        }
+        self.left -= 1;
+        let b = self.bytes;
+        let start = self.pos;
+        let name = Sym(get_varint(b, &mut self.pos));
+        let tag = b.get(self.pos).copied().unwrap_or(TAG_STR);
+        self.pos += 1;
+        let value = if tag == TAG_LIST {
+            let n = get_varint(b, &mut self.pos);
+            let list_start = self.pos;
+            for _ in 0..n {
+                get_varint(b, &mut self.pos);
+            }
+            ValueRef::List(ListRef {
+                bytes: &b[list_start..self.pos.min(b.len())],
+                len: n,
+            })
+        } else {
+            let len = get_varint(b, &mut self.pos) as usize;
+            let end = (self.pos + len).min(b.len());
+            let s = std::str::from_utf8(&b[self.pos..end]).unwrap_or("");
+            self.pos = end;
+            ValueRef::Str(s)
+        };
+        Some(AttrRef {
+            name,
+            value,
+            raw: &b[start..self.pos.min(b.len())],
+        })
+    }
+}
+
+/// A credential: attributes in order, names unique under case folding.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Credential(Arc<[u8]>);
+
+impl Default for Credential {
+    fn default() -> Self {
+        Self(Arc::from(&[0u8][..]))
+    }
+}
+
+impl fmt::Debug for Credential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map()
+            .entries(self.iter().map(|a| (a.name_str(), a.value.to_owned())))
+            .finish()
+    }
+}
+
+/// Builds a credential attribute by attribute.
+#[derive(Default)]
+pub struct CredentialBuilder {
+    body: Vec<u8>,
+    keys: Vec<Sym>,
+}
+
+impl CredentialBuilder {
+    pub fn with_capacity(attrs: usize, bytes: usize) -> Self {
+        Self {
+            body: Vec::with_capacity(bytes),
+            keys: Vec::with_capacity(attrs),
+        }
+    }
+
+    fn claim(&mut self, name: Sym) -> Result<(), DuplicateAttr> {
+        let key = canonical(name);
+        if self.keys.contains(&key) {
+            return Err(DuplicateAttr(resolve(name).to_owned()));
+        }
+        self.keys.push(key);
+        Ok(())
+    }
+
+    pub fn push_str(&mut self, name: &str, value: &str) -> Result<(), DuplicateAttr> {
+        let name = intern(name);
+        self.claim(name)?;
+        put_varint(&mut self.body, name.0);
+        self.body.push(TAG_STR);
+        put_varint(&mut self.body, value.len() as u32);
+        self.body.extend_from_slice(value.as_bytes());
+        Ok(())
+    }
+
+    pub fn push_list<'s>(
+        &mut self,
+        name: &str,
+        values: impl IntoIterator<Item = &'s str>,
+    ) -> Result<(), DuplicateAttr> {
+        let name = intern(name);
+        self.claim(name)?;
+        put_varint(&mut self.body, name.0);
+        self.body.push(TAG_LIST);
+        let syms: Vec<Sym> = values.into_iter().map(intern).collect();
+        put_varint(&mut self.body, syms.len() as u32);
+        for s in syms {
+            put_varint(&mut self.body, s.0);
+        }
+        Ok(())
+    }
+
+    pub fn push(&mut self, name: &str, value: &AttrValue) -> Result<(), DuplicateAttr> {
+        match value {
+            AttrValue::One(s) => self.push_str(name, s),
+            AttrValue::Many(v) => self.push_list(name, v.iter().map(String::as_str)),
+        }
+    }
+
+    /// Copies an encoded attribute whose name the caller knows is new.
+    pub fn push_raw(&mut self, attr: &AttrRef<'_>) {
+        self.push_encoded(attr.key(), attr.raw);
+    }
+
+    /// Copies an encoded attribute entry (`raw`, from [`AttrRef::raw`]) with its name's key.
+    pub fn push_encoded(&mut self, key: Sym, raw: &[u8]) {
+        self.keys.push(key);
+        self.body.extend_from_slice(raw);
+    }
+
+    /// Whether what is built so far encodes exactly `c`.
+    pub fn same_as(&self, c: &Credential) -> bool {
+        let bytes = c.bytes();
+        let mut pos = 0;
+        let count = get_varint(bytes, &mut pos) as usize;
+        count == self.keys.len() && bytes[pos..] == self.body[..]
+    }
+
+    pub fn build(&self) -> Credential {
+        let mut out = Vec::with_capacity(self.body.len() + 2);
+        put_varint(&mut out, self.keys.len() as u32);
+        out.extend_from_slice(&self.body);
+        Credential(Arc::from(out))
+    }
+
+    /// Empties the builder for reuse.
+    pub fn clear(&mut self) {
+        self.body.clear();
+        self.keys.clear();
+    }
+}
+
 impl Credential {
     pub fn new() -> Self {
         Self::default()
     }
 
-    pub fn with_capacity(n: usize) -> Self {
-        Self {
-            attrs: Vec::with_capacity(n),
+    /// A credential from owned attributes; a name given twice (in any case) is an error.
+    pub fn from_attrs<'a>(
+        attrs: impl IntoIterator<Item = (&'a str, &'a AttrValue)>,
+    ) -> Result<Self, DuplicateAttr> {
+        let mut b = CredentialBuilder::default();
+        for (name, value) in attrs {
+            b.push(name, value)?;
         }
+        Ok(b.build())
     }
 
-    /// Adds an attribute; a name already present (in any case) is an error.
-    pub fn insert(
-        &mut self,
-        name: impl Into<String>,
-        value: AttrValue,
-    ) -> Result<(), DuplicateAttr> {
-        let name = name.into();
-        if self.get(&name).is_some() {
-            return Err(DuplicateAttr(name));
+    /// The encoded form.
+    pub fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// Whether two credentials share one allocation.
+    pub fn ptr_eq(a: &Self, b: &Self) -> bool {
+        Arc::ptr_eq(&a.0, &b.0)
+    }
+
+    pub fn iter(&self) -> Attrs<'_> {
+        let mut pos = 0;
+        let left = get_varint(&self.0, &mut pos);
+        Attrs {
+            bytes: &self.0,
+            pos,
+            left,
         }
-        self.attrs.push(Attr { name, value });
-        Ok(())
-    }
-
-    /// Adds an attribute the caller knows is absent.
-    pub(crate) fn push_unchecked(&mut self, attr: Attr) {
-        self.attrs.push(attr);
-    }
-
-    pub fn get(&self, name: &str) -> Option<&AttrValue> {
-        self.attr(name).map(|a| &a.value)
-    }
-
-    pub fn attr(&self, name: &str) -> Option<&Attr> {
-        self.attrs.iter().find(|a| eq_folded(&a.name, name))
-    }
-
-    pub fn attrs(&self) -> &[Attr] {
-        &self.attrs
     }
 
     pub fn len(&self) -> usize {
-        self.attrs.len()
+        let mut pos = 0;
+        get_varint(&self.0, &mut pos) as usize
     }
 
     pub fn is_empty(&self) -> bool {
-        self.attrs.is_empty()
+        self.len() == 0
+    }
+
+    /// The attribute named `name` (any case).
+    pub fn attr(&self, name: &str) -> Option<AttrRef<'_>> {
+        let key = canonical(intern::get(name).or_else(|| intern::get(&crate::fold::fold(name)))?);
+        self.iter().find(|a| a.key() == key)
+    }
+
+    /// The value of `name` (any case), owned.
+    pub fn get(&self, name: &str) -> Option<AttrValue> {
+        self.attr(name).map(|a| a.value.to_owned())
+    }
+
+    /// The value of `name` when it is a single string.
+    pub fn get_str(&self, name: &str) -> Option<&str> {
+        match self.attr(name)?.value {
+            ValueRef::Str(s) => Some(s),
+            ValueRef::List(_) => None,
+        }
     }
 
     /// The groups (`AZN_CRED_GROUPS`), empty when absent.
-    pub fn groups(&self) -> &[String] {
-        match self.get(GROUPS) {
-            Some(AttrValue::Many(g)) => g,
-            Some(AttrValue::One(g)) => std::slice::from_ref(g),
-            None => &[],
+    pub fn groups(&self) -> Vec<&'static str> {
+        match self.attr(GROUPS).map(|a| a.value) {
+            Some(ValueRef::List(l)) => l.strs().collect(),
+            Some(ValueRef::Str(s)) => vec![intern::resolve(intern(s))],
+            None => Vec::new(),
         }
+    }
+
+    /// Heap bytes held by this credential (shared between its holders).
+    pub fn heap_bytes(&self) -> usize {
+        self.0.len() + 16
+    }
+}
+
+struct Syms<'a>(ListRef<'a>);
+
+impl Serialize for Syms<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(self.0.len()))?;
+        for v in self.0.strs() {
+            seq.serialize_element(v)?;
+        }
+        seq.end()
+    }
+}
+
+impl Serialize for Credential {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(self.len()))?;
+        for a in self.iter() {
+            match a.value {
+                ValueRef::Str(v) => map.serialize_entry(a.name_str(), v)?,
+                ValueRef::List(l) => map.serialize_entry(a.name_str(), &Syms(l))?,
+            }
+        }
+        map.end()
     }
 }
 
@@ -183,16 +471,6 @@ impl<'de> Deserialize<'de> for Scalar {
     }
 }
 
-impl Serialize for Credential {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut map = s.serialize_map(Some(self.attrs.len()))?;
-        for a in &self.attrs {
-            map.serialize_entry(&a.name, &a.value)?;
-        }
-        map.end()
-    }
-}
-
 impl<'de> Deserialize<'de> for Credential {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
@@ -202,12 +480,12 @@ impl<'de> Deserialize<'de> for Credential {
                 f.write_str("a map of attribute names to strings or lists of strings")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Credential, A::Error> {
-                let mut c = Credential::with_capacity(map.size_hint().unwrap_or(12));
-                while let Some(name) = map.next_key::<String>()? {
+                let mut b = CredentialBuilder::with_capacity(16, 256);
+                while let Some(name) = map.next_key::<std::borrow::Cow<'de, str>>()? {
                     let value = map.next_value::<AttrValue>()?;
-                    c.insert(name, value).map_err(de::Error::custom)?;
+                    b.push(&name, &value).map_err(de::Error::custom)?;
                 }
-                Ok(c)
+                Ok(b.build())
             }
         }
         d.deserialize_map(V)
@@ -226,7 +504,7 @@ mod tests {
         assert_eq!(c.groups(), ["a", "b"]);
         assert_eq!(
             c.get("authentication_level"),
-            Some(&AttrValue::One("1".into()))
+            Some(AttrValue::One("1".into()))
         );
         assert_eq!(
             serde_json::to_string(&c).unwrap(),
@@ -243,12 +521,35 @@ mod tests {
     #[test]
     fn scalars_become_strings_and_nested_lists_fail() {
         let c: Credential = serde_json::from_str(r#"{"n":1,"b":true,"l":[1,"x"]}"#).unwrap();
-        assert_eq!(c.get("n"), Some(&AttrValue::One("1".into())));
+        assert_eq!(c.get("n"), Some(AttrValue::One("1".into())));
         assert_eq!(
             c.get("l"),
-            Some(&AttrValue::Many(vec!["1".into(), "x".into()]))
+            Some(AttrValue::Many(vec!["1".into(), "x".into()]))
         );
         assert!(serde_json::from_str::<Credential>(r#"{"l":[["x"]]}"#).is_err());
         assert!(serde_json::from_str::<Credential>(r#"{"l":null}"#).is_err());
+    }
+
+    #[test]
+    fn encoding_round_trips_long_values_and_many_attributes() {
+        let long = "v".repeat(70_000);
+        let mut b = CredentialBuilder::default();
+        for i in 0..300 {
+            b.push_str(&format!("attr{i}"), if i == 7 { &long } else { "x" })
+                .unwrap();
+        }
+        b.push_list("list", ["g1", "g2", "ß"]).unwrap();
+        let c = b.build();
+        assert_eq!(c.len(), 301);
+        assert_eq!(c.get_str("ATTR7").map(str::len), Some(70_000));
+        assert_eq!(
+            c.get("list"),
+            Some(AttrValue::Many(vec!["g1".into(), "g2".into(), "ß".into()]))
+        );
+        let json = serde_json::to_string(&c).unwrap();
+        let back: Credential = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, c);
+        assert_eq!(Credential::new().len(), 0);
+        assert!(Credential::new().get("x").is_none());
     }
 }

@@ -13,6 +13,7 @@ pub mod credential;
 pub mod fold;
 pub mod hash;
 pub mod input;
+pub mod intern;
 pub mod message;
 pub mod ordered;
 pub mod output;

@@ -6,12 +6,15 @@
 //! (case-insensitive globs with `*`, `?` and `[...]`), and with no matching rule the new
 //! value wins and old-only attributes are dropped.
 
+use std::cell::RefCell;
 use std::fmt;
+use std::sync::Arc;
 
 use globset::{GlobBuilder, GlobMatcher};
 
-use crate::credential::{Attr, Credential};
+use crate::credential::{Credential, CredentialBuilder};
 use crate::fold::eq_folded;
+use crate::intern::{self, Sym};
 
 /// The attributes always taken from the old credential when it has them.
 pub const KEEP_OLD: [&str; 7] = [
@@ -57,10 +60,30 @@ pub struct BadPattern {
     pub reason: String,
 }
 
-/// The ordered rule list of a run.
+/// What a compiled table says of one attribute name.
+const UNKNOWN: u8 = 0;
+const NO_RULE: u8 = 1;
+const PRESERVE: u8 = 2;
+const REFRESH: u8 = 3;
+const KEEP_OLD_ATTR: u8 = 4;
+
+/// The ordered rule list of a run, with a decision table per interned attribute name so that
+/// a merge decides each attribute with one lookup instead of matching globs.
 #[derive(Debug, Clone)]
 pub struct RefreshRules {
     rules: Vec<Rule>,
+    /// Decision per sym, built by [`RefreshRules::compile`]; syms past its end are decided
+    /// by matching (names interned after compiling).
+    table: Arc<[u8]>,
+}
+
+/// An old credential's attribute during a merge: its key, the byte range of its entry, and
+/// whether the new credential has it too.
+type OldEntry = (Sym, u32, u32, bool);
+
+thread_local! {
+    /// Per-thread scratch for merges: no allocation per merge but the result.
+    static SCRATCH: RefCell<(CredentialBuilder, Vec<OldEntry>)> = RefCell::default();
 }
 
 impl RefreshRules {
@@ -88,7 +111,10 @@ impl RefreshRules {
                 })
             })
             .collect::<Result<_, _>>()?;
-        Ok(Self { rules })
+        Ok(Self {
+            rules,
+            table: Arc::from(Vec::new()),
+        })
     }
 
     /// IBM's shipped defaults: `authentication_level: preserve`, `tagvalue_*: preserve`.
@@ -97,7 +123,10 @@ impl RefreshRules {
             ("authentication_level", RuleAction::Preserve),
             ("tagvalue_*", RuleAction::Preserve),
         ])
-        .unwrap_or_else(|_| Self { rules: Vec::new() })
+        .unwrap_or_else(|_| Self {
+            rules: Vec::new(),
+            table: Arc::from(Vec::new()),
+        })
     }
 
     pub fn rules(&self) -> &[Rule] {
@@ -110,6 +139,34 @@ impl RefreshRules {
             .iter()
             .find(|r| r.matcher.is_match(name))
             .map(|r| r.action)
+    }
+
+    fn code_for(&self, name: &str) -> u8 {
+        if is_keep_old(name) {
+            return KEEP_OLD_ATTR;
+        }
+        match self.decide(name) {
+            None => NO_RULE,
+            Some(RuleAction::Preserve) => PRESERVE,
+            Some(RuleAction::Refresh) => REFRESH,
+        }
+    }
+
+    /// Builds the decision table for every name interned so far (call once the site and
+    /// policy are loaded; names seen later are still decided, by matching).
+    pub fn compile(&mut self) {
+        let n = intern::count();
+        let table: Vec<u8> = (0..n)
+            .map(|i| self.code_for(intern::resolve(Sym(i as u32))))
+            .collect();
+        self.table = Arc::from(table);
+    }
+
+    fn code(&self, name: Sym) -> u8 {
+        match self.table.get(name.0 as usize) {
+            Some(&c) if c != UNKNOWN => c,
+            _ => self.code_for(intern::resolve(name)),
+        }
     }
 
     /// The patterns of rules that would preserve an `AZN_*` attribute (allowed, but warned
@@ -135,31 +192,51 @@ impl RefreshRules {
             .collect()
     }
 
-    /// Merges an old credential with a freshly built one.
+    /// Merges an old credential with a freshly built one. When the result equals the old
+    /// credential (already fresh) or the new one, that one is returned, sharing its bytes.
     pub fn merge(&self, old: &Credential, new: &Credential) -> Credential {
-        let mut out = Credential::with_capacity(new.len() + 4);
-        for attr in new.attrs() {
-            let keep_old = match old.attr(&attr.name) {
-                Some(old_attr) if is_keep_old(&attr.name) => Some(old_attr),
-                Some(old_attr) if self.decide(&attr.name) == Some(RuleAction::Preserve) => {
-                    Some(old_attr)
-                }
-                _ => None,
-            };
-            out.push_unchecked(keep_old.cloned().unwrap_or_else(|| attr.clone()));
-        }
-        for attr in old.attrs() {
-            if new.attr(&attr.name).is_none()
-                && (is_keep_old(&attr.name)
-                    || self.decide(&attr.name) == Some(RuleAction::Preserve))
-            {
-                out.push_unchecked(Attr {
-                    name: attr.name.clone(),
-                    value: attr.value.clone(),
-                });
+        SCRATCH.with(|cell| {
+            let mut guard = cell.borrow_mut();
+            let (b, olds) = &mut *guard;
+            b.clear();
+            olds.clear();
+            let old_bytes = old.bytes();
+            let base = old_bytes.as_ptr() as usize;
+            for a in old.iter() {
+                let start = (a.raw.as_ptr() as usize - base) as u32;
+                olds.push((a.key(), start, start + a.raw.len() as u32, false));
             }
-        }
-        out
+            let raw_of = |o: &(Sym, u32, u32, bool)| &old_bytes[o.1 as usize..o.2 as usize];
+            for attr in new.iter() {
+                let key = attr.key();
+                let code = self.code(key);
+                match olds.iter_mut().find(|o| o.0 == key) {
+                    Some(o) => {
+                        o.3 = true;
+                        if code == KEEP_OLD_ATTR || code == PRESERVE {
+                            let raw = &old_bytes[o.1 as usize..o.2 as usize];
+                            b.push_encoded(key, raw);
+                        } else {
+                            b.push_raw(&attr);
+                        }
+                    }
+                    None => b.push_raw(&attr),
+                }
+            }
+            for o in olds.iter().filter(|o| !o.3) {
+                let code = self.code(o.0);
+                if code == KEEP_OLD_ATTR || code == PRESERVE {
+                    b.push_encoded(o.0, raw_of(o));
+                }
+            }
+            if b.same_as(old) {
+                old.clone()
+            } else if b.same_as(new) {
+                new.clone()
+            } else {
+                b.build()
+            }
+        })
     }
 }
 
@@ -171,14 +248,13 @@ pub fn is_keep_old(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::credential::AttrValue;
 
     fn cred(pairs: &[(&str, &str)]) -> Credential {
-        let mut c = Credential::new();
+        let mut b = CredentialBuilder::default();
         for (k, v) in pairs {
-            c.insert(*k, AttrValue::One((*v).into())).unwrap();
+            b.push_str(k, v).unwrap();
         }
-        c
+        b.build()
     }
 
     fn rules(list: &[(&str, RuleAction)]) -> RefreshRules {
@@ -186,7 +262,7 @@ mod tests {
     }
 
     fn val<'a>(c: &'a Credential, name: &str) -> Option<&'a str> {
-        c.get(name).and_then(AttrValue::as_str)
+        c.get_str(name)
     }
 
     use RuleAction::{Preserve, Refresh};
@@ -323,6 +399,29 @@ mod tests {
         );
         assert_eq!(rules(&[("*", Preserve)]).azn_warnings(), ["*"]);
         assert!(rules(&[("azn_*", Refresh)]).azn_warnings().is_empty());
+    }
+
+    #[test]
+    fn compiled_table_decides_like_matching_and_shares_unchanged_results() {
+        let mut r = rules(&[("tagvalue_*", Preserve), ("dept", Refresh)]);
+        let old = cred(&[
+            ("tagvalue_a", "x"),
+            ("dept", "old"),
+            ("AZN_CRED_IP_ADDRESS", "1.1.1.1"),
+        ]);
+        let new = cred(&[("dept", "new"), ("AZN_CRED_IP_ADDRESS", "2.2.2.2")]);
+        let before = r.merge(&old, &new);
+        r.compile();
+        let after = r.merge(&old, &new);
+        assert_eq!(before, after);
+        assert_eq!(val(&after, "dept"), Some("new"));
+        assert_eq!(val(&after, "AZN_CRED_IP_ADDRESS"), Some("1.1.1.1"));
+        // Merging again changes nothing: the old credential itself comes back.
+        let again = r.merge(&after, &new);
+        assert!(Credential::ptr_eq(&again, &after));
+        // Attribute order: the new credential's, then preserved old-only ones.
+        let names: Vec<&str> = after.iter().map(|a| a.name_str()).collect();
+        assert_eq!(names, ["dept", "AZN_CRED_IP_ADDRESS", "tagvalue_a"]);
     }
 
     #[test]

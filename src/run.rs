@@ -186,7 +186,9 @@ impl Engine {
     pub fn load(dir: &Path, now: Option<i64>, dry_run: bool) -> Result<Self, SiteError> {
         let site = Site::load(dir)?;
         let limits = site.topology.limits;
-        let rules = site.topology.rules.clone();
+        let mut rules = site.topology.rules.clone();
+        // Every attribute name is interned by now: decide each once.
+        rules.compile();
         Ok(Self {
             site,
             rules,
@@ -407,7 +409,8 @@ pub fn run(
         None
     };
     let mut engine = Engine::load(&cfg.site, cfg.now, cfg.dry_run)?;
-    if let Some(rules) = cfg.policy.as_ref().and_then(|p| p.rules.clone()) {
+    if let Some(mut rules) = cfg.policy.as_ref().and_then(|p| p.rules.clone()) {
+        rules.compile();
         engine.rules = rules;
     }
     let mut summary = Summary {

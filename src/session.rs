@@ -1,7 +1,5 @@
 //! The session model (contract §2) and the liveness rule (§3: `timeout`, `inactive_timeout`).
 
-use std::sync::Arc;
-
 use compact_str::CompactString;
 
 use crate::credential::Credential;
@@ -24,7 +22,7 @@ pub struct Session {
     pub last_access: i64,
     /// When the credential was last refreshed by this tool (our extension).
     pub last_refresh: Option<i64>,
-    pub credential: Arc<Credential>,
+    pub credential: Credential,
 }
 
 /// "Now" and the site's session limits: which sessions are live.

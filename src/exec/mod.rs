@@ -6,8 +6,6 @@
 
 pub mod result;
 
-use std::sync::Arc;
-
 use wildmatch::WildMatchPattern;
 
 pub use result::{CommandResult, Item, NamedItem, Outcome, SessionItem, Status};
@@ -47,16 +45,26 @@ fn fail(m: &'static Message, args: &[&str]) -> Outcome {
 /// that sessions sharing one credential keep sharing the merged one.
 pub fn rebuilder<'a>(
     rules: &'a RefreshRules,
-    entry: &UserEntry,
-) -> impl FnMut(&Arc<Credential>) -> Arc<Credential> + 'a {
+    entry: &'a UserEntry,
+) -> impl FnMut(&Credential) -> Credential + 'a {
     let base = entry.credential();
-    let mut memo: Vec<(Arc<Credential>, Arc<Credential>)> = Vec::new();
-    move |old: &Arc<Credential>| {
-        if let Some((_, new)) = memo.iter().find(|(o, _)| Arc::ptr_eq(o, old)) {
-            return new.clone();
+    // One entry covers the usual case (a user's sessions share one credential) without
+    // allocating; more distinct credentials spill into the vector.
+    let mut last: Option<(Credential, Credential)> = None;
+    let mut memo: Vec<(Credential, Credential)> = Vec::new();
+    move |old: &Credential| {
+        if let Some((o, n)) = &last
+            && Credential::ptr_eq(o, old)
+        {
+            return n.clone();
         }
-        let new = Arc::new(rules.merge(old, &base));
-        memo.push((old.clone(), new.clone()));
+        if let Some((_, n)) = memo.iter().find(|(o, _)| Credential::ptr_eq(o, old)) {
+            return n.clone();
+        }
+        let new = rules.merge(old, base);
+        if let Some(prev) = last.replace((old.clone(), new.clone())) {
+            memo.push(prev);
+        }
         new
     }
 }

@@ -76,11 +76,7 @@ fn check_names(p: &Policy, topology: &Topology, registry: &Registry) -> Result<(
             format!("the server `{s}` is not in the site's topology"),
         ));
     }
-    let known: HashSet<&str> = registry
-        .users()
-        .iter()
-        .flat_map(|u| u.groups.iter().map(String::as_str))
-        .collect();
+    let known: HashSet<&str> = registry.users().iter().flat_map(|u| u.groups()).collect();
     let check_groups = |groups: &[String], keys: &[&str]| match groups
         .iter()
         .find(|g| !known.contains(g.as_str()))
@@ -96,12 +92,7 @@ fn check_names(p: &Policy, topology: &Topology, registry: &Registry) -> Result<(
     if let Some(gc) = &p.group_changes
         && let Some(groups) = &gc.groups
     {
-        let before: HashSet<&str> = gc
-            .before
-            .users()
-            .iter()
-            .flat_map(|u| u.groups.iter().map(String::as_str))
-            .collect();
+        let before: HashSet<&str> = gc.before.users().iter().flat_map(|u| u.groups()).collect();
         if let Some(g) = groups
             .iter()
             .find(|g| !known.contains(g.as_str()) && !before.contains(g.as_str()))
@@ -149,7 +140,7 @@ fn live_users(
     let mut users: Vec<(CompactString, String)> = found
         .into_iter()
         .map(|(k, v)| {
-            let name = registry.get(&k).map_or(v, |e| e.name.clone());
+            let name = registry.get(&k).map_or(v, |e| e.name.to_string());
             (k, name)
         })
         .collect();
@@ -159,27 +150,27 @@ fn live_users(
 
 /// Users whose groups differ (as sets) between two registries, touching `groups` if given.
 fn changed_users(before: &Registry, after: &Registry, groups: Option<&[String]>) -> Vec<String> {
-    fn set(g: &[String]) -> HashSet<&str> {
-        g.iter().map(String::as_str).collect()
+    fn set(g: Vec<&'static str>) -> HashSet<&'static str> {
+        g.into_iter().collect()
     }
     let touches =
         |diff: &HashSet<&str>| groups.is_none_or(|gs| gs.iter().any(|g| diff.contains(g.as_str())));
     let mut out = Vec::new();
     for u in after.users() {
-        let now = set(&u.groups);
+        let now = set(u.groups());
         let was = before
             .get(&u.name)
-            .map(|b| set(&b.groups))
+            .map(|b| set(b.groups()))
             .unwrap_or_default();
         let diff: HashSet<&str> = now.symmetric_difference(&was).copied().collect();
         let changed = before.get(&u.name).is_none() || !diff.is_empty();
         if changed && touches(&diff) {
-            out.push(u.name.clone());
+            out.push(u.name.to_string());
         }
     }
     for u in before.users() {
-        if after.get(&u.name).is_none() && touches(&set(&u.groups)) {
-            out.push(u.name.clone());
+        if after.get(&u.name).is_none() && touches(&set(u.groups())) {
+            out.push(u.name.to_string());
         }
     }
     out
@@ -193,10 +184,7 @@ fn session_matches(p: &Policy, topology: &Topology, s: &Session, clock: &Clock) 
     older(s.last_access, f.idle_longer_than)
         && older(s.created, f.older_than)
         && f.auth_method.as_ref().is_none_or(|m| {
-            s.credential
-                .get(crate::credential::AUTH_METHOD)
-                .and_then(|v| v.as_str())
-                == Some(m.as_str())
+            s.credential.get_str(crate::credential::AUTH_METHOD) == Some(m.as_str())
         })
         && f.replica_set
             .as_ref()
@@ -253,8 +241,13 @@ pub fn resolve(
     }
     if !p.groups.is_empty() {
         for u in registry.users() {
-            if u.groups.iter().any(|g| p.groups.contains(g)) {
-                push(&mut targets, u.name.clone(), default_realm.clone(), None);
+            if u.groups().iter().any(|g| p.groups.iter().any(|x| x == g)) {
+                push(
+                    &mut targets,
+                    u.name.to_string(),
+                    default_realm.clone(),
+                    None,
+                );
             }
         }
     }
@@ -281,9 +274,11 @@ pub fn resolve(
     let before = targets.len();
     targets.retain(|t| {
         !excluded_users.contains(&fold(&t.user))
-            && !registry
-                .get(&t.user)
-                .is_some_and(|e| e.groups.iter().any(|g| p.exclude_groups.contains(g)))
+            && !registry.get(&t.user).is_some_and(|e| {
+                e.groups()
+                    .iter()
+                    .any(|g| p.exclude_groups.iter().any(|x| x == g))
+            })
     });
     let mut plan = Plan {
         excluded: (before - targets.len()) as u64,

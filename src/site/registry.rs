@@ -10,33 +10,34 @@ use serde::Deserialize;
 
 use super::error::{Located, SiteError};
 use super::locate::locate;
-use crate::credential::{self, AttrValue, Credential};
+use crate::credential::{self, Credential, CredentialBuilder};
 use crate::fold::fold;
 use crate::ordered::OrderedMap;
 
-/// One registry user.
+/// One registry user: the name and the credential a fresh login would get (principal,
+/// groups in registry order without duplicates, then the attributes), built once at load
+/// and shared by every refresh of the user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserEntry {
     /// The user as spelled in the registry.
-    pub name: String,
-    /// Groups in registry order, duplicates removed.
-    pub groups: Vec<String>,
-    pub attributes: Credential,
+    pub name: CompactString,
+    base: Credential,
 }
 
 impl UserEntry {
-    /// The credential a fresh login would get: principal, groups, then the attributes.
-    pub fn credential(&self) -> Credential {
-        let mut c = Credential::with_capacity(self.attributes.len() + 2);
-        let _ = c.insert(
-            credential::PRINCIPAL_NAME,
-            AttrValue::One(self.name.clone()),
-        );
-        let _ = c.insert(credential::GROUPS, AttrValue::Many(self.groups.clone()));
-        for a in self.attributes.attrs() {
-            let _ = c.insert(a.name.clone(), a.value.clone());
-        }
-        c
+    /// The credential a fresh login would get.
+    pub fn credential(&self) -> &Credential {
+        &self.base
+    }
+
+    /// The user's groups, in registry order.
+    pub fn groups(&self) -> Vec<&'static str> {
+        self.base.groups()
+    }
+
+    /// Whether the user is a member of `group` (names match exactly).
+    pub fn in_group(&self, group: &str) -> bool {
+        self.groups().contains(&group)
     }
 }
 
@@ -87,16 +88,24 @@ fn check_user(
             ));
         }
     }
-    let mut unique: Vec<String> = Vec::with_capacity(groups.len());
-    for g in groups {
-        if !unique.contains(&g) {
+    let mut unique: Vec<&str> = Vec::with_capacity(groups.len());
+    for g in &groups {
+        if !unique.contains(&g.as_str()) {
             unique.push(g);
         }
     }
+    let mut b =
+        CredentialBuilder::with_capacity(attributes.len() + 2, 64 + attributes.bytes().len());
+    b.push_str(credential::PRINCIPAL_NAME, name)
+        .map_err(|e| e.to_string())?;
+    b.push_list(credential::GROUPS, unique)
+        .map_err(|e| e.to_string())?;
+    for a in attributes.iter() {
+        b.push_raw(&a);
+    }
     Ok(UserEntry {
-        name: name.to_string(),
-        groups: unique,
-        attributes,
+        name: name.into(),
+        base: b.build(),
     })
 }
 
@@ -107,7 +116,7 @@ impl Registry {
         let mut index = HashMap::with_capacity_and_hasher(users.len(), Default::default());
         for (i, u) in users.iter().enumerate() {
             if let Some(prev) = index.insert(fold(&u.name), i as u32) {
-                return Err((prev as usize, i, u.name.clone()));
+                return Err((prev as usize, i, u.name.to_string()));
             }
         }
         Ok(Self { users, index })
@@ -209,14 +218,17 @@ mod tests {
         );
         let r = Registry::load_yaml(&p).unwrap();
         let j = r.get("JOHNQ").unwrap();
-        assert_eq!(j.groups, ["staff", "hr"]);
+        assert_eq!(j.groups(), ["staff", "hr"]);
         let c = j.credential();
         assert_eq!(
             c.get("azn_cred_principal_name"),
-            Some(&AttrValue::One("johnq".into()))
+            Some(crate::credential::AttrValue::One("johnq".into()))
         );
         assert_eq!(c.groups(), ["staff", "hr"]);
-        assert_eq!(c.get("level"), Some(&AttrValue::One("1".into())));
+        assert_eq!(
+            c.get("level"),
+            Some(crate::credential::AttrValue::One("1".into()))
+        );
         assert!(r.get("mary jones").is_some());
     }
 

@@ -8,7 +8,6 @@ use std::borrow::Cow;
 use std::fs::{self, File};
 use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -124,7 +123,7 @@ fn parse_line(
             .as_deref()
             .map(|t| time("last_refresh", t))
             .transpose()?,
-        credential: Arc::new(raw.credential),
+        credential: raw.credential,
     })
 }
 

@@ -345,7 +345,7 @@ impl SessionStore for MemoryStore {
         if let Some(list) = part.users.get(&key) {
             for slot in list {
                 if let Some(other) = &part.slots[*slot as usize]
-                    && *other.credential == *session.credential
+                    && other.credential == session.credential
                 {
                     session.credential = other.credential.clone();
                     break;
@@ -429,19 +429,14 @@ impl SessionStore for MemoryStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
-
-    use crate::credential::{AttrValue, Credential};
+    use crate::credential::Credential;
     use crate::site::topology::{ReplicaSetId, ServerId};
 
-    fn cred(groups: &[&str]) -> Arc<Credential> {
-        let mut c = Credential::new();
-        c.insert(
-            "AZN_CRED_GROUPS",
-            AttrValue::Many(groups.iter().map(|g| g.to_string()).collect()),
-        )
-        .unwrap();
-        Arc::new(c)
+    fn cred(groups: &[&str]) -> Credential {
+        let mut b = crate::credential::CredentialBuilder::default();
+        b.push_list("AZN_CRED_GROUPS", groups.iter().copied())
+            .unwrap();
+        b.build()
     }
 
     fn session(seq: u64, id: &str, user: &str, realm: u16, rs: u16) -> Session {
@@ -479,7 +474,7 @@ mod tests {
         s
     }
 
-    fn new_cred(_: &Arc<Credential>) -> Arc<Credential> {
+    fn new_cred(_: &Credential) -> Credential {
         cred(&["new"])
     }
 
@@ -518,7 +513,7 @@ mod tests {
             ops(&s).session("a1", &CLOCK).unwrap(),
             ops(&s).session("a2", &CLOCK).unwrap(),
         );
-        assert!(Arc::ptr_eq(&a1.credential, &a2.credential));
+        assert!(Credential::ptr_eq(&a1.credential, &a2.credential));
     }
 
     #[test]

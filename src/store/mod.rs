@@ -8,8 +8,6 @@
 
 mod memory;
 
-use std::sync::Arc;
-
 pub use memory::{Locked, MemoryStore};
 
 use crate::credential::Credential;
@@ -43,7 +41,7 @@ pub struct DuplicateId {
 
 /// Builds a session's new credential from its old one. Called under the partition lock, once
 /// per session; implementations may memoise on the old credential's pointer.
-pub type Rebuild<'a> = dyn FnMut(&Arc<Credential>) -> Arc<Credential> + 'a;
+pub type Rebuild<'a> = dyn FnMut(&Credential) -> Credential + 'a;
 
 /// Per-user and per-session operations: on the whole store (each call locks what it needs)
 /// or on one partition already locked by [`SessionStore::with_partition`].

@@ -70,7 +70,7 @@ fn generated_site_has_realistic_shapes_and_refreshes() {
         site.registry
             .users()
             .iter()
-            .all(|u| (5..=15).contains(&u.groups.len()))
+            .all(|u| (5..=15).contains(&u.groups().len()))
     );
     let n = smsrefresh::store::SessionStore::len(&site.store);
     assert!((500..=2500).contains(&n), "{n}");

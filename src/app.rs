@@ -84,10 +84,40 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
                 }
             }
         }
+        Cmd::Convert(args) => {
+            let dir = smsrefresh::site::resolve(args.site.as_deref())?;
+            let _lock = SiteLock::acquire(
+                &dir,
+                std::time::Duration::from_secs_f64(args.lock_timeout.max(0.0)),
+            )?;
+            let mut site = smsrefresh::site::Site::load(&dir)?;
+            let format = match args.to {
+                crate::cli::SnapshotArg::Jsonl => smsrefresh::site::SnapshotFormat::Jsonl,
+                crate::cli::SnapshotArg::Binary => smsrefresh::site::SnapshotFormat::Binary,
+            };
+            site.convert(format)?;
+            eprintln!(
+                "smsrefresh: wrote {} sessions to {}; topology.yaml now says `snapshot: {}`",
+                smsrefresh::store::SessionStore::len(&site.store),
+                site.snapshot_path().display(),
+                if format == smsrefresh::site::SnapshotFormat::Binary {
+                    "binary"
+                } else {
+                    "jsonl"
+                }
+            );
+            std::mem::forget(site);
+            Ok(0)
+        }
         Cmd::Gen(args) => {
             let cfg = args.validate()?;
             let s = smsrefresh::synthetic::generate(&cfg)
                 .with_context(|| format!("writing {}", cfg.out.display()))?;
+            if args.binary {
+                let mut site = smsrefresh::site::Site::load(&cfg.out)?;
+                site.convert(smsrefresh::site::SnapshotFormat::Binary)?;
+                std::mem::forget(site);
+            }
             eprintln!(
                 "smsrefresh: wrote {} users and {} sessions to {}",
                 s.users,
@@ -257,7 +287,8 @@ pub fn print_summary(s: &Summary) {
     let _ = writeln!(
         err,
         "smsrefresh: {} commands: {} ok, {} warning, {} error; {} sessions refreshed, {} terminated; \
-         {:.3} s (load {:.3} s, plan {:.3} s, execute {:.3} s, write {:.3} s, save {:.3} s), {:.0} commands/s, {} threads",
+         {:.3} s (load {:.3} s [registry {:.3} s, sessions {:.3} s], plan {:.3} s, execute {:.3} s, write {:.3} s, save {:.3} s), \
+         {:.0} commands/s, {} threads",
         s.commands(),
         s.ok,
         s.warning,
@@ -266,6 +297,8 @@ pub fn print_summary(s: &Summary) {
         s.terminated,
         secs,
         s.load.as_secs_f64(),
+        s.load_parts.registry.as_secs_f64(),
+        s.load_parts.sessions.as_secs_f64(),
         s.plan.as_secs_f64(),
         s.execute.as_secs_f64(),
         s.write.as_secs_f64(),

@@ -44,6 +44,28 @@ pub enum Cmd {
     Validate(ValidateArgs),
     /// Write a synthetic site, byte-identical for the same parameters and seed.
     Gen(GenArgs),
+    /// Convert a site's sessions between sessions.jsonl and the binary sessions.bin.
+    Convert(ConvertArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ConvertArgs {
+    /// The site directory (default: $SMSREFRESH_SITE).
+    #[arg(long, value_name = "DIR")]
+    pub site: Option<PathBuf>,
+    /// The form to convert to; topology.yaml's `snapshot:` is set to it.
+    #[arg(long, value_enum)]
+    pub to: SnapshotArg,
+    /// Seconds to wait for another run's lock on the site.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
+    pub lock_timeout: f64,
+}
+
+/// `--to`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum SnapshotArg {
+    Jsonl,
+    Binary,
 }
 
 /// `--action`.
@@ -221,6 +243,9 @@ pub struct GenArgs {
     pub groups: u32,
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Also write the binary snapshot sessions.bin and make it the site's (`snapshot: binary`).
+    #[arg(long)]
+    pub binary: bool,
 }
 
 /// The validated site options.

@@ -381,6 +381,97 @@ impl Credential {
     pub fn heap_bytes(&self) -> usize {
         self.0.len() + 16
     }
+
+    /// The address of the shared bytes: equal for credentials that share one allocation.
+    pub fn addr(&self) -> usize {
+        self.0.as_ptr() as usize
+    }
+
+    /// The encoding with every sym passed through `map` (for snapshots, whose syms are
+    /// numbered per file).
+    pub fn remapped(&self, map: impl FnMut(Sym) -> u32) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.0.len());
+        let mut map = map;
+        // A blob made here is always well-formed.
+        let _ = remap(&self.0, |s| Some(Sym(map(Sym(s)))), &mut out);
+        out
+    }
+
+    /// A credential from an encoding whose syms are numbered by `syms` (file-local), checking
+    /// every length, index and string: a corrupted blob is an error, never a panic.
+    pub fn from_remapped(bytes: &[u8], syms: &[Sym]) -> Result<Self, &'static str> {
+        let mut out = Vec::with_capacity(bytes.len() + 8);
+        remap(bytes, |s| syms.get(s as usize).copied(), &mut out)?;
+        let c = Credential(Arc::from(out));
+        // Names must stay unique under case folding.
+        let mut keys: Vec<Sym> = Vec::with_capacity(16);
+        for a in c.iter() {
+            if keys.contains(&a.key()) {
+                return Err("an attribute is given twice");
+            }
+            keys.push(a.key());
+        }
+        Ok(c)
+    }
+}
+
+/// Rewrites an encoding through a sym map, validating its structure.
+fn remap(
+    b: &[u8],
+    mut map: impl FnMut(u32) -> Option<Sym>,
+    out: &mut Vec<u8>,
+) -> Result<(), &'static str> {
+    fn varint(b: &[u8], pos: &mut usize) -> Result<u32, &'static str> {
+        let mut v: u32 = 0;
+        for shift in (0..35).step_by(7) {
+            let byte = *b.get(*pos).ok_or("truncated")?;
+            *pos += 1;
+            v |= u32::from(byte & 0x7f)
+                .checked_shl(shift)
+                .ok_or("bad number")?;
+            if byte & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err("bad number")
+    }
+    let mut pos = 0;
+    let count = varint(b, &mut pos)?;
+    put_varint(out, count);
+    for _ in 0..count {
+        let name = map(varint(b, &mut pos)?).ok_or("unknown name")?;
+        put_varint(out, name.0);
+        let tag = *b.get(pos).ok_or("truncated")?;
+        pos += 1;
+        out.push(tag);
+        match tag {
+            TAG_STR => {
+                let len = varint(b, &mut pos)? as usize;
+                let end = pos
+                    .checked_add(len)
+                    .filter(|e| *e <= b.len())
+                    .ok_or("truncated")?;
+                std::str::from_utf8(&b[pos..end]).map_err(|_| "a value is not UTF-8")?;
+                put_varint(out, len as u32);
+                out.extend_from_slice(&b[pos..end]);
+                pos = end;
+            }
+            TAG_LIST => {
+                let n = varint(b, &mut pos)?;
+                put_varint(out, n);
+                for _ in 0..n {
+                    let s = map(varint(b, &mut pos)?).ok_or("unknown value")?;
+                    put_varint(out, s.0);
+                }
+            }
+            _ => return Err("unknown value kind"),
+        }
+    }
+    if pos == b.len() {
+        Ok(())
+    } else {
+        Err("trailing bytes")
+    }
 }
 
 struct Syms<'a>(ListRef<'a>);

@@ -99,6 +99,8 @@ pub struct Summary {
     /// Users a policy's `exclude:` left out.
     pub excluded: u64,
     pub load: Duration,
+    /// The load, by file.
+    pub load_parts: crate::site::LoadTimes,
     pub plan: Duration,
     pub execute: Duration,
     pub write: Duration,
@@ -415,6 +417,7 @@ pub fn run(
     }
     let mut summary = Summary {
         load: start.elapsed(),
+        load_parts: engine.site.load_times,
         warnings: engine.warnings(),
         ..Summary::default()
     };

@@ -1,17 +1,18 @@
 //! The JSON Lines session snapshot, `sessions.jsonl` (contract §9): loading with every
-//! check, and saving atomically (write beside it, fsync, rename, fsync the directory).
+//! check, and saving atomically (see `atomic`).
 //!
 //! Loading streams the file in blocks of whole lines and parses each block in parallel, so
 //! memory stays bounded by the block size whatever the file's length.
 
 use std::borrow::Cow;
-use std::fs::{self, File};
-use std::io::{BufWriter, Read, Write};
-use std::path::{Path, PathBuf};
+use std::fs::File;
+use std::io::{Read, Write};
+use std::path::Path;
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use super::atomic;
 use super::error::SiteError;
 use super::topology::Topology;
 use crate::credential::Credential;
@@ -21,9 +22,6 @@ use crate::time::{format_timestamp, parse_timestamp};
 
 /// Bytes read per block while loading.
 const BLOCK: usize = 16 << 20;
-
-/// The environment variable that injects a crash half-way through a save (test hook).
-pub const FAULT_ENV: &str = "SMSREFRESH_FAULT";
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -201,61 +199,24 @@ fn read_full(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
     Ok(filled)
 }
 
-/// Writes every session of `store` to `path`, atomically: a temporary file beside it is
-/// written and fsynced, renamed over `path`, and the directory fsynced. A crash at any point
-/// leaves either the old file or the new one, never a mix.
+/// Writes every session of `store` to `path` as JSON Lines, atomically (see [`atomic`]).
 pub fn save(path: &Path, topology: &Topology, store: &dyn SessionStore) -> Result<(), SiteError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let prefix = format!(".{}.tmp-", file_name(path));
-    remove_stale(dir, &prefix);
-    let tmp: PathBuf = dir.join(format!("{prefix}{}", std::process::id()));
-    let result = write_to(&tmp, topology, store).and_then(|()| {
-        fs::rename(&tmp, path).map_err(|e| SiteError::io(path, e))?;
-        sync_dir(dir);
-        Ok(())
-    });
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
+    atomic::write(path, |out| write_to(out, topology, store))
 }
 
-/// Removes temporary files left by a run that died while saving. Only a lock holder saves,
-/// so no other live process owns them.
-fn remove_stale(dir: &Path, prefix: &str) {
-    if let Ok(entries) = fs::read_dir(dir) {
-        for e in entries.flatten() {
-            if e.file_name().to_string_lossy().starts_with(prefix) {
-                let _ = fs::remove_file(e.path());
-            }
-        }
-    }
-}
-
-fn file_name(path: &Path) -> String {
-    path.file_name().map_or_else(
-        || "sessions.jsonl".into(),
-        |n| n.to_string_lossy().into_owned(),
-    )
-}
-
-fn write_to(tmp: &Path, topology: &Topology, store: &dyn SessionStore) -> Result<(), SiteError> {
-    let file = File::create(tmp).map_err(|e| SiteError::io(tmp, e))?;
-    let mut out = BufWriter::with_capacity(1 << 20, file);
-    let crash_at = match std::env::var(FAULT_ENV).as_deref() {
-        Ok("abort-mid-save") => Some(store.len() / 2),
-        _ => None,
-    };
+fn write_to(
+    out: &mut dyn Write,
+    topology: &Topology,
+    store: &dyn SessionStore,
+) -> std::io::Result<()> {
+    let crash = atomic::CrashPoint::new(store.len());
     let mut written = 0usize;
     let mut err: Option<std::io::Error> = None;
     store.for_each_ordered(&mut |s| {
         if err.is_some() {
             return;
         }
-        if crash_at == Some(written) {
-            let _ = out.flush();
-            std::process::abort();
-        }
+        crash.check(written, out);
         let rec = OutSession {
             id: &s.id,
             user: &s.user,
@@ -267,7 +228,7 @@ fn write_to(tmp: &Path, topology: &Topology, store: &dyn SessionStore) -> Result
             last_refresh: s.last_refresh.map(format_timestamp),
             credential: &s.credential,
         };
-        if let Err(e) = serde_json::to_writer(&mut out, &rec)
+        if let Err(e) = serde_json::to_writer(&mut *out, &rec)
             .map_err(std::io::Error::from)
             .and_then(|()| out.write_all(b"\n"))
         {
@@ -275,20 +236,5 @@ fn write_to(tmp: &Path, topology: &Topology, store: &dyn SessionStore) -> Result
         }
         written += 1;
     });
-    if let Some(e) = err {
-        return Err(SiteError::io(tmp, e));
-    }
-    let file = out
-        .into_inner()
-        .map_err(|e| SiteError::io(tmp, e.into_error()))?;
-    file.sync_all().map_err(|e| SiteError::io(tmp, e))?;
-    Ok(())
-}
-
-/// Makes a rename durable. Failure is ignored: some filesystems cannot fsync a directory,
-/// and the rename itself has already happened.
-fn sync_dir(dir: &Path) {
-    if let Ok(d) = File::open(dir) {
-        let _ = d.sync_all();
-    }
+    err.map_or(Ok(()), Err)
 }

@@ -58,9 +58,22 @@ pub struct SessionLimits {
     pub inactive_timeout: u64,
 }
 
+/// Which file holds a site's sessions.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SnapshotFormat {
+    /// `sessions.jsonl`, the interchange form (the default).
+    #[default]
+    Jsonl,
+    /// `sessions.bin`, the fast binary snapshot.
+    Binary,
+}
+
 /// A checked topology.
 #[derive(Debug, Clone)]
 pub struct Topology {
+    /// Which snapshot file is the site's (`snapshot:`).
+    pub snapshot: SnapshotFormat,
     pub realms: Vec<Realm>,
     pub replica_sets: Vec<ReplicaSet>,
     pub servers: Vec<Server>,
@@ -81,6 +94,8 @@ struct RawTopology {
     session: SessionLimits,
     #[serde(default)]
     credential_refresh: Option<Vec<OrderedMap<RuleAction>>>,
+    #[serde(default)]
+    snapshot: SnapshotFormat,
 }
 
 #[derive(Deserialize)]
@@ -138,6 +153,7 @@ impl Topology {
             ));
         }
         let mut t = Topology {
+            snapshot: raw.snapshot,
             realms: Vec::new(),
             replica_sets: Vec::new(),
             servers: Vec::new(),

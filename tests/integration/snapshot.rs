@@ -161,3 +161,181 @@ fn snapshot_errors_name_file_line_and_field() {
         "sessions.jsonl:2: EOF while parsing",
     );
 }
+
+#[test]
+fn binary_snapshot_round_trips_and_runs_the_same() {
+    let (_tmp, dir) = demo_copy();
+    let jsonl_before = std::fs::read(dir.join("sessions.jsonl")).unwrap();
+    let out = run(
+        &["convert", "--site", dir.to_str().unwrap(), "--to", "binary"],
+        None,
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        std::fs::read_to_string(dir.join("topology.yaml"))
+            .unwrap()
+            .contains("\nsnapshot: binary")
+    );
+    let from_bin = Site::load(&dir).unwrap();
+    assert_eq!(
+        smsrefresh::site::Site::binary_path(&dir),
+        from_bin.snapshot_path()
+    );
+    // The same commands give the same results on either form.
+    let file = dir.join("commands.pdadmin");
+    let on_bin = run(
+        &[
+            "run",
+            "--site",
+            dir.to_str().unwrap(),
+            "--no-save",
+            "--format",
+            "jsonl",
+            "-q",
+            file.to_str().unwrap(),
+        ],
+        None,
+    );
+    let (_t2, plain) = demo_copy();
+    let on_jsonl = run(
+        &[
+            "run",
+            "--site",
+            plain.to_str().unwrap(),
+            "--no-save",
+            "--format",
+            "jsonl",
+            "-q",
+            plain.join("commands.pdadmin").to_str().unwrap(),
+        ],
+        None,
+    );
+    let strip = |o: &std::process::Output| {
+        stdout(o)
+            .lines()
+            .map(|l| {
+                let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+                v["source"] = serde_json::Value::Null;
+                v
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(strip(&on_bin), strip(&on_jsonl));
+    // A saving run writes the binary form; converting back gives the same JSON Lines bytes
+    // as saving the JSON Lines form would have.
+    let cmd =
+        "server task default-webseald-cruz sms session refresh all_sessions johnq -realm ibm.com";
+    for d in [&dir, &plain] {
+        let o = run(
+            &[
+                "exec",
+                "--site",
+                d.to_str().unwrap(),
+                "--now",
+                "2026-11-28T00:00:00Z",
+                cmd,
+            ],
+            None,
+        );
+        assert_eq!(code(&o), 0);
+    }
+    assert_eq!(
+        std::fs::read(dir.join("sessions.jsonl")).unwrap(),
+        jsonl_before,
+        "sessions.jsonl untouched in binary mode"
+    );
+    let back = run(
+        &["convert", "--site", dir.to_str().unwrap(), "--to", "jsonl"],
+        None,
+    );
+    assert_eq!(code(&back), 0);
+    assert_eq!(
+        std::fs::read(dir.join("sessions.jsonl")).unwrap(),
+        std::fs::read(plain.join("sessions.jsonl")).unwrap()
+    );
+    assert!(
+        std::fs::read_to_string(dir.join("topology.yaml"))
+            .unwrap()
+            .contains("\nsnapshot: jsonl")
+    );
+}
+
+#[test]
+fn a_corrupted_or_truncated_binary_snapshot_is_refused() {
+    let (_tmp, dir) = demo_copy();
+    assert_eq!(
+        code(&run(
+            &["convert", "--site", dir.to_str().unwrap(), "--to", "binary"],
+            None
+        )),
+        0
+    );
+    let bin = dir.join("sessions.bin");
+    let good = std::fs::read(&bin).unwrap();
+    let check = |bytes: &[u8], want: &str| {
+        std::fs::write(&bin, bytes).unwrap();
+        let e = Site::load(&dir).err().expect("must fail").to_string();
+        assert!(e.contains(want), "{e}");
+        let out = run(
+            &["exec", "--site", dir.to_str().unwrap(), "server list"],
+            None,
+        );
+        assert_eq!(code(&out), 2);
+    };
+    let mut flipped = good.clone();
+    flipped[good.len() / 2] ^= 0x40;
+    check(
+        &flipped,
+        "sessions.bin: the checksum does not match: the snapshot is truncated or corrupted",
+    );
+    check(&good[..good.len() - 100], "the checksum does not match");
+    check(b"SMRSNAP", "bad magic number");
+    check(b"", "bad magic number");
+    // A valid checksum over a newer version is refused by version.
+    let mut v2 = good.clone();
+    v2[8] = 2;
+    let n = v2.len();
+    let crc = crc32fast::hash(&v2[..n - 4]);
+    v2[n - 4..].copy_from_slice(&crc.to_le_bytes());
+    check(&v2, "snapshot version 2 is not supported");
+    // Missing binary while the site says binary: a clear error, not a silent empty site.
+    std::fs::remove_file(&bin).unwrap();
+    let e = Site::load(&dir).err().unwrap().to_string();
+    assert!(
+        e.contains("says `snapshot: binary` but there is no sessions.bin"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_crash_while_saving_a_binary_snapshot_leaves_the_old_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("site");
+    assert_eq!(
+        code(&run(
+            &[
+                "gen",
+                "--out",
+                dir.to_str().unwrap(),
+                "--users",
+                "2000",
+                "--binary"
+            ],
+            None
+        )),
+        0
+    );
+    let before = std::fs::read(dir.join("sessions.bin")).unwrap();
+    let mut cmd = bin();
+    cmd.args(["run", "--site", dir.to_str().unwrap(), "-q", "-"])
+        .env("SMSREFRESH_FAULT", "abort-mid-save");
+    let crashed = run_cmd(
+        &mut cmd,
+        Some(
+            "server task default-webseald-node1.example.com sms session terminate all_sessions user0000001 -realm realm1.example.com\n",
+        ),
+    );
+    assert_eq!(crashed.status.code(), None, "killed by the injected fault");
+    assert_eq!(std::fs::read(dir.join("sessions.bin")).unwrap(), before);
+    assert!(Site::load(&dir).is_ok());
+}

@@ -84,6 +84,51 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
                 }
             }
         }
+        Cmd::Bench(args) => {
+            let cfg = args.validate()?;
+            if args.site.is_none() && !cfg.site.join("sessions.bin").exists() {
+                // Generate in a child process, so that this one's memory is the site's alone.
+                eprintln!(
+                    "bench: generating {} users in {}",
+                    args.users,
+                    cfg.site.display()
+                );
+                let status = std::process::Command::new(std::env::current_exe()?)
+                    .args([
+                        "gen",
+                        "--binary",
+                        "--users",
+                        &args.users.to_string(),
+                        "--seed",
+                        &args.seed.to_string(),
+                        "--out",
+                    ])
+                    .arg(&cfg.site)
+                    .status()?;
+                anyhow::ensure!(status.success(), "generating the benchmark site failed");
+            }
+            let report = smsrefresh::bench::bench(&cfg, &|line| eprintln!("bench: {line}"))?;
+            if let Some(path) = &args.svg {
+                let points: Vec<(usize, f64)> = report
+                    .jobs
+                    .iter()
+                    .map(|j| (j.jobs, j.sessions_per_s))
+                    .collect();
+                let title = format!(
+                    "smsrefresh: {} sessions, {}",
+                    report.sessions, report.workload
+                );
+                std::fs::write(path, smsrefresh::bench::svg::chart(&title, &points))
+                    .with_context(|| format!("{}: cannot write", path.display()))?;
+            }
+            let mut out = PipeSafe::new(io::stdout().lock());
+            if args.json {
+                writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
+            } else {
+                write!(out, "{}", smsrefresh::bench::table(&report))?;
+            }
+            Ok(0)
+        }
         Cmd::Convert(args) => {
             let dir = smsrefresh::site::resolve(args.site.as_deref())?;
             let _lock = SiteLock::acquire(

@@ -46,6 +46,71 @@ pub enum Cmd {
     Gen(GenArgs),
     /// Convert a site's sessions between sessions.jsonl and the binary sessions.bin.
     Convert(ConvertArgs),
+    /// Measure load, execute (per --jobs), a sequential baseline, the I/O floor and an
+    /// end-to-end run on a generated (or given) site.
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Benchmark this site instead of generating one (it is not changed).
+    #[arg(long, value_name = "DIR")]
+    pub site: Option<PathBuf>,
+    /// Users of the generated site (about 3 sessions each).
+    #[arg(long, default_value_t = 100_000)]
+    pub users: u64,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// refresh-all, fraction:F (0 < F <= 1) or mix (refresh, terminate, refresh session).
+    #[arg(long, default_value = "refresh-all")]
+    pub workload: String,
+    /// Worker-thread counts to measure, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,2")]
+    pub jobs: Vec<usize>,
+    /// Repetitions of every measurement (medians are reported).
+    #[arg(long, default_value_t = 3)]
+    pub runs: usize,
+    /// Where the generated site and the inputs and outputs go (reused between benches).
+    #[arg(long, value_name = "DIR")]
+    pub workdir: Option<PathBuf>,
+    /// Print the report as JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Also write a jobs -> throughput chart as SVG.
+    #[arg(long, value_name = "FILE")]
+    pub svg: Option<PathBuf>,
+}
+
+impl BenchArgs {
+    pub fn validate(&self) -> Result<smsrefresh::bench::BenchConfig> {
+        use smsrefresh::bench::Workload;
+        let workload = match self.workload.as_str() {
+            "refresh-all" => Workload::RefreshAll,
+            "mix" => Workload::Mix,
+            other => match other
+                .strip_prefix("fraction:")
+                .and_then(|f| f.parse::<f64>().ok())
+            {
+                Some(f) if f > 0.0 && f <= 1.0 => Workload::Fraction(f),
+                _ => bail!(
+                    "--workload: expected refresh-all, mix or fraction:F with 0 < F <= 1, got `{other}`"
+                ),
+            },
+        };
+        if self.jobs.is_empty() || self.runs == 0 {
+            bail!("--jobs and --runs need at least one value");
+        }
+        let workdir = self.workdir.clone().unwrap_or_else(|| {
+            std::env::temp_dir().join(format!("smsrefresh-bench-{}-{}", self.users, self.seed))
+        });
+        Ok(smsrefresh::bench::BenchConfig {
+            site: self.site.clone().unwrap_or_else(|| workdir.join("site")),
+            workload,
+            jobs: self.jobs.clone(),
+            runs: self.runs,
+            workdir,
+        })
+    }
 }
 
 #[derive(Debug, Args)]

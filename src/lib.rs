@@ -8,6 +8,7 @@
 //! command line into the validated configurations these modules take.
 
 pub mod batch;
+pub mod bench;
 pub mod command;
 pub mod credential;
 pub mod fold;

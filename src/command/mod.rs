@@ -308,33 +308,49 @@ impl fmt::Display for Command {
     /// The normalised command: lower-case keywords, `-realm` (ASCII), names quoted where
     /// needed, and a lone `-` before the first argument that starts with a dash.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Written straight into the formatter: results format millions of commands.
         let (words, opts) = self.words();
         let guard_at = words
             .iter()
             .position(|w| w.is_arg() && needs_dash_guard(w.text()));
-        let mut parts: Vec<String> = Vec::with_capacity(words.len() + 3);
-        let mut opts_done = false;
-        let mut push_opts = |parts: &mut Vec<String>| {
-            if !opts_done {
-                for (name, value) in &opts {
-                    parts.push(format!("-{name}"));
-                    parts.push(token::quote(value));
-                }
-                opts_done = true;
+        let mut first = true;
+        let mut sep = |f: &mut fmt::Formatter<'_>| {
+            if std::mem::take(&mut first) {
+                Ok(())
+            } else {
+                f.write_str(" ")
             }
         };
+        let mut opts_done = false;
+        let mut write_opts =
+            |f: &mut fmt::Formatter<'_>,
+             sep: &mut dyn FnMut(&mut fmt::Formatter<'_>) -> fmt::Result| {
+                if !opts_done {
+                    opts_done = true;
+                    for (name, value) in &opts {
+                        sep(f)?;
+                        write!(f, "-{name}")?;
+                        sep(f)?;
+                        token::write_quoted(f, value)?;
+                    }
+                }
+                Ok(())
+            };
         for (i, w) in words.iter().enumerate() {
             if Some(i) == guard_at {
-                push_opts(&mut parts);
-                parts.push("-".to_string());
+                write_opts(f, &mut sep)?;
+                sep(f)?;
+                f.write_str("-")?;
             }
             match w {
-                Word::OptionsHere if guard_at.is_none_or(|g| i < g) => push_opts(&mut parts),
+                Word::OptionsHere if guard_at.is_none_or(|g| i < g) => write_opts(f, &mut sep)?,
                 Word::OptionsHere => {}
-                w => parts.push(token::quote(w.text())),
+                w => {
+                    sep(f)?;
+                    token::write_quoted(f, w.text())?;
+                }
             }
         }
-        push_opts(&mut parts);
-        f.write_str(&parts.join(" "))
+        write_opts(f, &mut sep)
     }
 }

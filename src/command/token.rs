@@ -66,23 +66,28 @@ pub fn option_name(token: &str) -> Option<&str> {
 
 /// Writes one token so that [`tokenize`] reads it back unchanged.
 pub fn quote(token: &str) -> String {
+    let mut out = String::with_capacity(token.len() + 2);
+    let _ = write_quoted(&mut out, token);
+    out
+}
+
+/// Writes `token` to `out`, quoted only when it must be (no allocation).
+pub fn write_quoted(out: &mut impl std::fmt::Write, token: &str) -> std::fmt::Result {
     let needs = token.is_empty()
         || token.chars().any(|c| c.is_whitespace() || c == '"')
         || token.ends_with('\\')
         || token.starts_with('#');
     if !needs {
-        return token.to_string();
+        return out.write_str(token);
     }
-    let mut out = String::with_capacity(token.len() + 2);
-    out.push('"');
+    out.write_char('"')?;
     for c in token.chars() {
         if c == '"' || c == '\\' {
-            out.push('\\');
+            out.write_char('\\')?;
         }
-        out.push(c);
+        out.write_char(c)?;
     }
-    out.push('"');
-    out
+    out.write_char('"')
 }
 
 #[cfg(test)]

@@ -137,7 +137,7 @@ impl<'e> Executor<'e> {
         match &job.kind {
             JobKind::Command(cmd) => {
                 let outcome = self.engine.context().execute(ops, cmd);
-                self.engine.result(source, job.line, cmd, outcome)
+                self.engine.result(source, job.line, cmd.clone(), outcome)
             }
             JobKind::Invalid { message, detail } => {
                 self.engine
@@ -149,7 +149,7 @@ impl<'e> Executor<'e> {
     fn not_run(&self, source: &Arc<str>, job: &Job) -> CommandResult {
         let outcome = Outcome::new(&msg::NOT_RUN, &[]);
         match &job.kind {
-            JobKind::Command(cmd) => self.engine.result(source, job.line, cmd, outcome),
+            JobKind::Command(cmd) => self.engine.result(source, job.line, cmd.clone(), outcome),
             JobKind::Invalid { .. } => self.engine.invalid(source, job.line, &job.raw, outcome),
         }
     }

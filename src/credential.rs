@@ -130,13 +130,31 @@ impl ValueRef<'_> {
     }
 }
 
-/// One attribute of an encoded credential.
+/// One attribute of an encoded credential. The value is decoded on demand: a merge only
+/// copies whole entries and never needs it.
 #[derive(Debug, Clone, Copy)]
 pub struct AttrRef<'a> {
     pub name: Sym,
-    pub value: ValueRef<'a>,
+    tag: u8,
+    /// The encoded value: `len bytes` or `n sym…` without the leading number.
+    payload: &'a [u8],
+    count: u32,
     /// The whole encoded entry (name, tag and value), for copying into another credential.
     pub raw: &'a [u8],
+}
+
+impl<'a> AttrRef<'a> {
+    pub fn value(&self) -> ValueRef<'a> {
+        if self.tag == TAG_LIST {
+            ValueRef::List(ListRef {
+                bytes: self.payload,
+                len: self.count,
+            })
+        } else {
+            // Blobs are built from `&str`s or checked on load.
+            ValueRef::Str(std::str::from_utf8(self.payload).unwrap_or(""))
+        }
+    }
 }
 
 impl AttrRef<'_> {
@@ -170,26 +188,25 @@ impl<'a> Iterator for Attrs<'a> {
         let name = Sym(get_varint(b, &mut self.pos));
         let tag = b.get(self.pos).copied().unwrap_or(TAG_STR);
         self.pos += 1;
-        let value = if tag == TAG_LIST {
+        let (payload, count) = if tag == TAG_LIST {
             let n = get_varint(b, &mut self.pos);
             let list_start = self.pos;
             for _ in 0..n {
                 get_varint(b, &mut self.pos);
             }
-            ValueRef::List(ListRef {
-                bytes: &b[list_start..self.pos.min(b.len())],
-                len: n,
-            })
+            (&b[list_start.min(b.len())..self.pos.min(b.len())], n)
         } else {
             let len = get_varint(b, &mut self.pos) as usize;
             let end = (self.pos + len).min(b.len());
-            let s = std::str::from_utf8(&b[self.pos..end]).unwrap_or("");
+            let s = &b[self.pos.min(end)..end];
             self.pos = end;
-            ValueRef::Str(s)
+            (s, 0)
         };
         Some(AttrRef {
             name,
-            value,
+            tag,
+            payload,
+            count,
             raw: &b[start..self.pos.min(b.len())],
         })
     }
@@ -208,7 +225,7 @@ impl Default for Credential {
 impl fmt::Debug for Credential {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_map()
-            .entries(self.iter().map(|a| (a.name_str(), a.value.to_owned())))
+            .entries(self.iter().map(|a| (a.name_str(), a.value().to_owned())))
             .finish()
     }
 }
@@ -357,12 +374,12 @@ impl Credential {
 
     /// The value of `name` (any case), owned.
     pub fn get(&self, name: &str) -> Option<AttrValue> {
-        self.attr(name).map(|a| a.value.to_owned())
+        self.attr(name).map(|a| a.value().to_owned())
     }
 
     /// The value of `name` when it is a single string.
     pub fn get_str(&self, name: &str) -> Option<&str> {
-        match self.attr(name)?.value {
+        match self.attr(name)?.value() {
             ValueRef::Str(s) => Some(s),
             ValueRef::List(_) => None,
         }
@@ -370,7 +387,7 @@ impl Credential {
 
     /// The groups (`AZN_CRED_GROUPS`), empty when absent.
     pub fn groups(&self) -> Vec<&'static str> {
-        match self.attr(GROUPS).map(|a| a.value) {
+        match self.attr(GROUPS).map(|a| a.value()) {
             Some(ValueRef::List(l)) => l.strs().collect(),
             Some(ValueRef::Str(s)) => vec![intern::resolve(intern(s))],
             None => Vec::new(),
@@ -490,7 +507,7 @@ impl Serialize for Credential {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut map = s.serialize_map(Some(self.len()))?;
         for a in self.iter() {
-            match a.value {
+            match a.value() {
                 ValueRef::Str(v) => map.serialize_entry(a.name_str(), v)?,
                 ValueRef::List(l) => map.serialize_entry(a.name_str(), &Syms(l))?,
             }

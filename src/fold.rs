@@ -9,10 +9,10 @@ use compact_str::CompactString;
 /// The folded form of a user or realm name, used as an index key.
 pub fn fold(name: &str) -> CompactString {
     if name.is_ascii() {
-        // The common case: no allocation beyond the result, no Unicode tables.
-        let mut out = CompactString::with_capacity(name.len());
-        for b in name.bytes() {
-            out.push(b.to_ascii_lowercase() as char);
+        // The common case: no Unicode tables, and no allocation for names of up to 24 bytes.
+        let mut out = CompactString::from(name);
+        if name.bytes().any(|b| b.is_ascii_uppercase()) {
+            out.make_ascii_lowercase();
         }
         out
     } else {

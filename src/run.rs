@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use crate::batch::{BatchConfig, Executor};
 use crate::command::{Action, Command, ParseError};
-use crate::exec::{CommandResult, Context, Outcome, Status};
+use crate::exec::{CommandResult, CommandText, Context, Outcome, Status};
 use crate::input::{CommandSource, Counting, CsvDefaults, CsvSource, Job};
 use crate::message as msg;
 use crate::output::{self, Format};
@@ -235,7 +235,7 @@ impl Engine {
         match parsed {
             Ok(cmd) => {
                 let outcome = self.context().execute(&mut *self.site.store.ops(), &cmd);
-                self.result(source, line, &cmd, outcome)
+                self.result(source, line, Arc::new(cmd), outcome)
             }
             Err(e) => self.invalid(
                 source,
@@ -256,18 +256,14 @@ impl Engine {
         &self,
         source: &Arc<str>,
         line: u64,
-        cmd: &Command,
+        cmd: Arc<Command>,
         outcome: Outcome,
     ) -> CommandResult {
         CommandResult {
             line,
             source: source.clone(),
-            command: cmd.to_string(),
             action: cmd.action(),
-            server: cmd.server().map(str::to_owned),
-            realm: cmd.realm().map(str::to_owned),
-            user: cmd.user().map(str::to_owned),
-            session_id: cmd.session_id().map(str::to_owned),
+            command: CommandText::Parsed(cmd),
             dry_run: self.dry_run,
             outcome,
         }
@@ -284,12 +280,8 @@ impl Engine {
         CommandResult {
             line,
             source: source.clone(),
-            command: raw.to_string(),
+            command: CommandText::Raw(raw.to_string()),
             action: Action::Invalid,
-            server: None,
-            realm: None,
-            user: None,
-            session_id: None,
             dry_run: self.dry_run,
             outcome,
         }

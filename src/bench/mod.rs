@@ -287,7 +287,7 @@ pub fn bench(cfg: &BenchConfig, note: &dyn Fn(&str)) -> Result<BenchReport, Benc
             let t0 = Instant::now();
             if let crate::input::JobKind::Command(cmd) = &j.kind {
                 let outcome = engine.context().execute(&mut *engine.site.store.ops(), cmd);
-                results.push(engine.result(&source, j.line, cmd, outcome));
+                results.push(engine.result(&source, j.line, cmd.clone(), outcome));
             }
             lat.push(t0.elapsed());
         }

@@ -8,7 +8,7 @@ pub mod result;
 
 use wildmatch::WildMatchPattern;
 
-pub use result::{CommandResult, Item, NamedItem, Outcome, SessionItem, Status};
+pub use result::{CommandResult, CommandText, Item, NamedItem, Outcome, SessionItem, Status};
 
 use crate::command::{Command, Task};
 use crate::credential::Credential;
@@ -386,12 +386,5 @@ impl Context<'_> {
             ..Outcome::new(&msg::LIST_SHOWN, &[&shown.to_string(), &total.to_string()])
         }
         .sessions(shown)
-    }
-}
-
-impl Outcome {
-    fn with_text(mut self, text: &str) -> Self {
-        self.text = text.to_string();
-        self
     }
 }

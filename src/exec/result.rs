@@ -4,7 +4,11 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::command::Action;
+use std::borrow::Cow;
+
+use compact_str::CompactString;
+
+use crate::command::{Action, Command};
 use crate::message::{Message, Severity};
 
 /// A result's status.
@@ -71,6 +75,16 @@ impl NamedItem {
     }
 }
 
+/// The values of a message's placeholders, kept unrendered: the text is only built when a
+/// result is written (in parallel, off the execute phase). Short values need no allocation.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Args {
+    values: [CompactString; 3],
+    len: u8,
+    /// A fixed text instead of the rendered template (`errtext` shows the template itself).
+    fixed: Option<&'static str>,
+}
+
 /// What executing a command produced, before it is placed in its input.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {
@@ -78,7 +92,7 @@ pub struct Outcome {
     /// refresh (contract §3), and `errtext` succeeds whatever it looks up.
     pub status: Status,
     pub message: &'static Message,
-    pub text: String,
+    pub args: Args,
     pub sessions: u64,
     pub items: Option<Vec<Item>>,
     pub total: Option<u64>,
@@ -88,10 +102,15 @@ pub struct Outcome {
 
 impl Outcome {
     pub fn new(message: &'static Message, args: &[&str]) -> Self {
+        let mut a = Args::default();
+        for (slot, v) in a.values.iter_mut().zip(args) {
+            *slot = CompactString::from(*v);
+            a.len += 1;
+        }
         Self {
             status: Status::of(message),
             message,
-            text: message.render(args),
+            args: a,
             sessions: 0,
             items: None,
             total: None,
@@ -112,6 +131,32 @@ impl Outcome {
         self.status = status;
         self
     }
+
+    /// Shows `text` instead of the rendered message.
+    pub fn with_text(mut self, text: &'static str) -> Self {
+        self.args.fixed = Some(text);
+        self
+    }
+
+    /// The message text with its placeholders filled.
+    pub fn text(&self) -> Cow<'static, str> {
+        if let Some(t) = self.args.fixed {
+            return Cow::Borrowed(t);
+        }
+        let args: Vec<&str> = self.args.values[..usize::from(self.args.len)]
+            .iter()
+            .map(CompactString::as_str)
+            .collect();
+        Cow::Owned(self.message.render(&args))
+    }
+}
+
+/// The command of a result: parsed (shared with its job, formatted only when written), or
+/// the raw text of a line that is not a command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommandText {
+    Parsed(Arc<Command>),
+    Raw(String),
 }
 
 /// A command's full result: where it came from, what it was, and its outcome.
@@ -120,13 +165,8 @@ pub struct CommandResult {
     /// 1-based line in its input (for a continued command, its first line).
     pub line: u64,
     pub source: Arc<str>,
-    /// The normalised command, or the raw text of a line that does not parse.
-    pub command: String,
+    pub command: CommandText,
     pub action: Action,
-    pub server: Option<String>,
-    pub realm: Option<String>,
-    pub user: Option<String>,
-    pub session_id: Option<String>,
     pub dry_run: bool,
     pub outcome: Outcome,
 }
@@ -134,5 +174,37 @@ pub struct CommandResult {
 impl CommandResult {
     pub fn status(&self) -> Status {
         self.outcome.status()
+    }
+
+    fn parsed(&self) -> Option<&Command> {
+        match &self.command {
+            CommandText::Parsed(c) => Some(c),
+            CommandText::Raw(_) => None,
+        }
+    }
+
+    /// The normalised command, or the raw text of a line that does not parse.
+    pub fn command_text(&self) -> Cow<'_, str> {
+        match &self.command {
+            CommandText::Parsed(c) => Cow::Owned(c.to_string()),
+            CommandText::Raw(s) => Cow::Borrowed(s),
+        }
+    }
+
+    /// The server, realm, user and session id, as written in the command.
+    pub fn server(&self) -> Option<&str> {
+        self.parsed().and_then(Command::server)
+    }
+
+    pub fn realm(&self) -> Option<&str> {
+        self.parsed().and_then(Command::realm)
+    }
+
+    pub fn user(&self) -> Option<&str> {
+        self.parsed().and_then(Command::user)
+    }
+
+    pub fn session_id(&self) -> Option<&str> {
+        self.parsed().and_then(Command::session_id)
     }
 }

@@ -16,8 +16,8 @@ pub use csv_list::{CsvDefaults, CsvSource};
 /// What a job asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JobKind {
-    /// A command to execute.
-    Command(Command),
+    /// A command to execute (shared with its result, which formats it only when written).
+    Command(Arc<Command>),
     /// A line or row that is not a command: an error result, with its message and detail.
     Invalid {
         message: &'static Message,
@@ -41,7 +41,7 @@ impl Job {
         Self {
             line,
             raw: String::new(),
-            kind: JobKind::Command(cmd),
+            kind: JobKind::Command(Arc::new(cmd)),
         }
     }
 

@@ -28,7 +28,7 @@ pub fn render(results: &[CommandResult], out: &mut Vec<u8>) {
         let cells: [&str; 16] = [
             &line,
             j.source,
-            j.command,
+            &j.command,
             j.action,
             j.server.unwrap_or(""),
             j.realm.unwrap_or(""),
@@ -37,7 +37,7 @@ pub fn render(results: &[CommandResult], out: &mut Vec<u8>) {
             j.status.as_str(),
             j.message_id,
             &code,
-            j.message,
+            &j.message,
             &sessions,
             if j.dry_run { "true" } else { "false" },
             &total,

@@ -2,6 +2,8 @@
 
 use std::io::{self, Write};
 
+use std::borrow::Cow;
+
 use serde::Serialize;
 
 use super::ResultWriter;
@@ -13,7 +15,7 @@ use crate::exec::{CommandResult, Item, Status};
 pub struct JsonResult<'a> {
     pub line: u64,
     pub source: &'a str,
-    pub command: &'a str,
+    pub command: Cow<'a, str>,
     pub action: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub server: Option<&'a str>,
@@ -27,7 +29,7 @@ pub struct JsonResult<'a> {
     pub message_id: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub code: Option<String>,
-    pub message: &'a str,
+    pub message: Cow<'static, str>,
     pub sessions: u64,
     pub dry_run: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -45,16 +47,16 @@ impl<'a> JsonResult<'a> {
         Self {
             line: r.line,
             source: &r.source,
-            command: &r.command,
+            command: r.command_text(),
             action: r.action.as_str(),
-            server: r.server.as_deref(),
-            realm: r.realm.as_deref(),
-            user: r.user.as_deref(),
-            session_id: r.session_id.as_deref(),
+            server: r.server(),
+            realm: r.realm(),
+            user: r.user(),
+            session_id: r.session_id(),
             status,
             message_id: r.outcome.message.id,
             code: (status != Status::Ok).then(|| r.outcome.message.code_hex()),
-            message: &r.outcome.text,
+            message: r.outcome.text(),
             sessions: r.outcome.sessions,
             dry_run: r.dry_run,
             items: r.outcome.items.as_deref(),

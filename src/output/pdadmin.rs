@@ -21,7 +21,7 @@ impl<W: Write> PdadminWriter<W> {
 
 /// Renders one result as pdadmin text lines (each ending in `\n`).
 pub fn render(r: &CommandResult, out: &mut impl Write) -> io::Result<()> {
-    writeln!(out, "pdadmin> {}", escape(&r.command))?;
+    writeln!(out, "pdadmin> {}", escape(&r.command_text()))?;
     if let Some(items) = &r.outcome.items {
         for item in items {
             match item {
@@ -44,7 +44,7 @@ pub fn render(r: &CommandResult, out: &mut impl Write) -> io::Result<()> {
         return Ok(());
     }
     let m = r.outcome.message;
-    write!(out, "{}   {}", m.id, escape(&r.outcome.text))?;
+    write!(out, "{}   {}", m.id, escape(&r.outcome.text()))?;
     if let Some(looked_up) = r.outcome.looked_up {
         write!(out, " ({})", looked_up.code_hex())?;
     } else if r.status() != Status::Ok {

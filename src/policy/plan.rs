@@ -226,13 +226,20 @@ pub fn resolve(
         for job in CsvSource::new(BufReader::new(file), defaults, topology) {
             let job = job.map_err(|e| SiteError::io(&csv.path, e))?;
             match job.kind {
-                JobKind::Command(Command::Task {
-                    server,
-                    task: Task::SmsRefreshAll { user, realm },
-                }) => {
-                    push(&mut targets, user, realm, Some(server));
+                JobKind::Command(cmd) => {
+                    if let Command::Task {
+                        server,
+                        task: Task::SmsRefreshAll { user, realm },
+                    } = &*cmd
+                    {
+                        push(
+                            &mut targets,
+                            user.clone(),
+                            realm.clone(),
+                            Some(server.clone()),
+                        );
+                    }
                 }
-                JobKind::Command(_) => {}
                 JobKind::Invalid { detail, .. } => {
                     return Err(SiteError::at(&csv.path, Some(job.line), None, detail).into());
                 }

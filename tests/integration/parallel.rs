@@ -108,7 +108,7 @@ fn parallel_results_equal_one_by_one_execution() {
     for job in &all_jobs {
         let r = match &job.kind {
             smsrefresh::input::JobKind::Command(cmd) => {
-                sequential.execute(&source, job.line, &cmd.to_string(), Ok(cmd.clone()))
+                sequential.execute(&source, job.line, &cmd.to_string(), Ok((**cmd).clone()))
             }
             smsrefresh::input::JobKind::Invalid { message, detail } => sequential.invalid(
                 &source,

@@ -131,8 +131,22 @@ fn bench_reports_every_figure() {
     let work = tmp.path().join("work");
     let svg = tmp.path().join("jobs.svg");
     let out = run(
-        &["bench", "--users", "1500", "--runs", "1", "--jobs", "1,2", "--workload", "mix", "--json",
-          "--workdir", work.to_str().unwrap(), "--svg", svg.to_str().unwrap()],
+        &[
+            "bench",
+            "--users",
+            "1500",
+            "--runs",
+            "1",
+            "--jobs",
+            "1,2",
+            "--workload",
+            "mix",
+            "--json",
+            "--workdir",
+            work.to_str().unwrap(),
+            "--svg",
+            svg.to_str().unwrap(),
+        ],
         None,
     );
     assert_eq!(code(&out), 0, "{}", stderr(&out));
@@ -143,16 +157,40 @@ fn bench_reports_every_figure() {
     assert!(r["sessions_acted"].as_u64().unwrap() > 0);
     assert_eq!(r["jobs"].as_array().unwrap().len(), 2);
     assert_eq!(r["jobs"][1]["jobs"], 2);
-    for key in ["load_s", "sequential_execute_s", "io_floor_s", "end_to_end_s"] {
+    for key in [
+        "load_s",
+        "sequential_execute_s",
+        "io_floor_s",
+        "end_to_end_s",
+    ] {
         assert!(r[key]["median"].as_f64().unwrap() > 0.0, "{key}");
     }
     for key in ["p50_us", "p99_us", "max_us"] {
         assert!(r["latency"][key].as_f64().unwrap() > 0.0, "{key}");
     }
     assert!(r["parallel_over_sequential"].as_f64().unwrap() > 0.0);
-    assert!(std::fs::read_to_string(&svg).unwrap().matches("<circle").count() == 2);
+    assert!(
+        std::fs::read_to_string(&svg)
+            .unwrap()
+            .matches("<circle")
+            .count()
+            == 2
+    );
     // The generated site is reused by the next bench in the same workdir; a table by default.
-    let again = run(&["bench", "--users", "1500", "--runs", "1", "--jobs", "1", "--workdir", work.to_str().unwrap()], None);
+    let again = run(
+        &[
+            "bench",
+            "--users",
+            "1500",
+            "--runs",
+            "1",
+            "--jobs",
+            "1",
+            "--workdir",
+            work.to_str().unwrap(),
+        ],
+        None,
+    );
     assert_eq!(code(&again), 0);
     assert!(stdout(&again).contains("sequential baseline:"));
     assert!(!stderr(&again).contains("generating"));

@@ -1,5 +1,7 @@
 //! The session model (contract §2) and the liveness rule (§3: `timeout`, `inactive_timeout`).
 
+use std::sync::Arc;
+
 use compact_str::CompactString;
 
 use crate::credential::Credential;
@@ -11,7 +13,8 @@ pub struct Session {
     /// Position in the snapshot; snapshots are written in this order, so a load and a save
     /// keep the file's order.
     pub seq: u64,
-    pub id: CompactString,
+    /// Shared with the store's id index: one allocation per session id.
+    pub id: Arc<str>,
     /// The user as spelled in the snapshot.
     pub user: CompactString,
     pub realm: RealmId,

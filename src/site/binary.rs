@@ -280,6 +280,7 @@ fn parse(r: &mut Reader<'_>, topology: &Topology, store: &dyn SessionStore) -> R
     }
     let base = r.pos;
     let region = &r.b[base..];
+    store.reserve(n_sessions);
     // Blocks parse in parallel; inserts into the store run in parallel too (per-partition
     // locks), and a duplicate id is reported by both session numbers.
     offsets

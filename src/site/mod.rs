@@ -123,6 +123,7 @@ impl Site {
                 }
             }
         }
+        store.shrink();
         let t3 = Instant::now();
         Ok(Self {
             dir: dir.to_path_buf(),

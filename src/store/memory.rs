@@ -15,6 +15,8 @@
 
 use std::collections::HashMap;
 
+use std::sync::Arc;
+
 use compact_str::CompactString;
 use parking_lot::{RwLock, RwLockWriteGuard};
 
@@ -26,7 +28,7 @@ use crate::site::topology::RealmId;
 
 type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 /// One shard of the id index: session id -> where the session sits.
-type IdShard = RwLock<Map<CompactString, Loc>>;
+type IdShard = RwLock<Map<Arc<str>, Loc>>;
 type UserKey = (RealmId, CompactString);
 
 /// The default partition count: enough that 2–16 workers rarely meet on one lock.
@@ -93,6 +95,15 @@ impl MemoryStore {
         self.id_shard(id).read().get(id).copied()
     }
 
+    /// Gives back the slack of the session slabs (they grow by doubling while loading).
+    pub fn shrink(&self) {
+        for p in self.partitions.iter() {
+            let mut part = p.0.write();
+            part.slots.shrink_to_fit();
+            part.free.shrink_to_fit();
+        }
+    }
+
     fn lock(&self, partition: usize) -> Locked<'_> {
         Locked {
             store: self,
@@ -129,7 +140,7 @@ impl Locked<'_> {
             .slots
             .get(slot as usize)?
             .as_ref()
-            .filter(|s| s.id == id && clock.is_live(s))
+            .filter(|s| &*s.id == id && clock.is_live(s))
     }
 
     fn remove_slot(&mut self, key: &UserKey, slot: u32) -> Option<Session> {
@@ -275,7 +286,7 @@ impl SessionOps for &MemoryStore {
         part.slots
             .get(loc.slot as usize)?
             .as_ref()
-            .filter(|s| s.id == id && clock.is_live(s))
+            .filter(|s| &*s.id == id && clock.is_live(s))
             .cloned()
     }
 
@@ -318,6 +329,21 @@ impl SessionStore for MemoryStore {
 
     fn ops(&self) -> Box<dyn SessionOps + '_> {
         Box::new(self)
+    }
+
+    fn reserve(&self, sessions: usize) {
+        let n = self.partitions.len();
+        // Hashing spreads sessions evenly; a little headroom covers the variance.
+        let per = sessions / n + sessions / n / 8 + 16;
+        for p in self.partitions.iter() {
+            let mut part = p.0.write();
+            part.slots.reserve(per);
+            // About three sessions per user.
+            part.users.reserve(per / 3 + 1);
+        }
+        for shard in self.ids.iter() {
+            shard.0.write().reserve(per);
+        }
     }
 
     fn insert(&self, mut session: Session) -> Result<(), DuplicateId> {

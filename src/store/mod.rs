@@ -107,6 +107,10 @@ pub trait SessionStore: Send + Sync {
     /// Adds a session; its id must be new.
     fn insert(&self, session: Session) -> Result<(), DuplicateId>;
 
+    /// Prepares room for about `sessions` more sessions (a loader that knows the count calls
+    /// it first, so tables are sized once instead of growing by rehashing).
+    fn reserve(&self, _sessions: usize) {}
+
     /// Calls `f` with every live session, in no particular order.
     fn scan(&self, clock: &Clock, f: &mut dyn FnMut(&Session));
 

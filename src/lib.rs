@@ -15,6 +15,7 @@ pub mod fold;
 pub mod hash;
 pub mod input;
 pub mod intern;
+pub mod lines;
 pub mod message;
 pub mod ordered;
 pub mod output;

@@ -246,6 +246,20 @@ impl Engine {
         }
     }
 
+    /// Executes one job, locking per operation (the one-at-a-time path: `exec`, `shell`,
+    /// the bench's sequential baseline).
+    pub fn run_job(&self, source: &Arc<str>, job: &crate::input::Job) -> CommandResult {
+        match &job.kind {
+            crate::input::JobKind::Command(cmd) => {
+                let outcome = self.context().execute(&mut *self.site.store.ops(), cmd);
+                self.result(source, job.line, cmd.clone(), outcome)
+            }
+            crate::input::JobKind::Invalid { message, detail } => {
+                self.invalid(source, job.line, &job.raw, Outcome::new(message, &[detail]))
+            }
+        }
+    }
+
     /// Parses and executes one command line.
     pub fn execute_line(&self, source: &Arc<str>, line: u64, text: &str) -> CommandResult {
         self.execute(source, line, text, crate::command::parse(text))

@@ -7,9 +7,8 @@ use std::sync::Arc;
 
 use anyhow::Result;
 
-use smsrefresh::command::parse;
-use smsrefresh::command::reader::{CommandReader, Entry};
 use smsrefresh::exec::Status;
+use smsrefresh::input::CommandSource;
 use smsrefresh::output::pdadmin;
 use smsrefresh::run::Engine;
 use smsrefresh::site::lock::SiteLock;
@@ -72,11 +71,8 @@ pub fn shell(cfg: &SiteConfig) -> Result<u8> {
     };
     let source: Arc<str> = Arc::from("shell");
     let mut failed = false;
-    for entry in CommandReader::new(input) {
-        let result = match entry? {
-            Entry::NotUtf8 { line } => engine.execute(&source, line, "", parse("\u{fffd}")),
-            Entry::Command { line, text } => engine.execute_line(&source, line, &text),
-        };
+    for job in CommandSource::new(input) {
+        let result = engine.run_job(&source, &job?);
         failed |= result.status() == Status::Error;
         let mut text = Vec::new();
         pdadmin::render(&result, &mut text)?;

@@ -285,10 +285,7 @@ pub fn bench(cfg: &BenchConfig, note: &dyn Fn(&str)) -> Result<BenchReport, Benc
         let t = Instant::now();
         for j in &jobs {
             let t0 = Instant::now();
-            if let crate::input::JobKind::Command(cmd) = &j.kind {
-                let outcome = engine.context().execute(&mut *engine.site.store.ops(), cmd);
-                results.push(engine.result(&source, j.line, cmd.clone(), outcome));
-            }
+            results.push(engine.run_job(&source, j));
             lat.push(t0.elapsed());
         }
         seq_times.push(t.elapsed());

@@ -7,6 +7,8 @@
 
 use std::io::{self, BufRead};
 
+use crate::lines::{Lines, Physical};
+
 /// One logical line of a command file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Entry {
@@ -14,48 +16,22 @@ pub enum Entry {
     Command { line: u64, text: String },
     /// A physical line that is not UTF-8: an error result for that line only.
     NotUtf8 { line: u64 },
+    /// A line longer than [`crate::lines::MAX_LINE`]: an error result, the line skipped.
+    TooLong { line: u64 },
 }
 
 /// Reads the entries of a command file in order, stopping at `exit` / `quit`.
 pub struct CommandReader<R> {
-    input: R,
-    line: u64,
-    buf: Vec<u8>,
+    lines: Lines<R>,
     done: bool,
 }
 
 impl<R: BufRead> CommandReader<R> {
     pub fn new(input: R) -> Self {
         Self {
-            input,
-            line: 0,
-            buf: Vec::with_capacity(256),
+            lines: Lines::new(input),
             done: false,
         }
-    }
-
-    /// Reads one physical line into a string, without its line end. `None` at the end.
-    fn physical(&mut self) -> io::Result<Option<Result<String, ()>>> {
-        self.buf.clear();
-        if self.input.read_until(b'\n', &mut self.buf)? == 0 {
-            return Ok(None);
-        }
-        self.line += 1;
-        let mut bytes = &self.buf[..];
-        if let Some(rest) = bytes.strip_suffix(b"\n") {
-            bytes = rest;
-        }
-        if let Some(rest) = bytes.strip_suffix(b"\r") {
-            bytes = rest;
-        }
-        if self.line == 1 {
-            bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-        }
-        Ok(Some(
-            std::str::from_utf8(bytes)
-                .map(str::to_owned)
-                .map_err(|_| ()),
-        ))
     }
 }
 
@@ -64,13 +40,22 @@ impl<R: BufRead> Iterator for CommandReader<R> {
 
     fn next(&mut self) -> Option<Self::Item> {
         while !self.done {
-            let first = match self.physical() {
+            let first = match self.lines.next_line() {
                 Err(e) => return Some(Err(e)),
                 Ok(None) => return None,
-                Ok(Some(Err(()))) => return Some(Ok(Entry::NotUtf8 { line: self.line })),
-                Ok(Some(Ok(text))) => text,
+                Ok(Some(Physical::NotUtf8)) => {
+                    return Some(Ok(Entry::NotUtf8 {
+                        line: self.lines.line,
+                    }));
+                }
+                Ok(Some(Physical::TooLong)) => {
+                    return Some(Ok(Entry::TooLong {
+                        line: self.lines.line,
+                    }));
+                }
+                Ok(Some(Physical::Text(text))) => text,
             };
-            let start = self.line;
+            let start = self.lines.line;
             let trimmed = first.trim_start();
             if trimmed.is_empty() || trimmed.starts_with('#') {
                 continue;
@@ -79,11 +64,17 @@ impl<R: BufRead> Iterator for CommandReader<R> {
             while let Some(head) = text.strip_suffix('\\') {
                 text.truncate(head.len());
                 text.push(' ');
-                match self.physical() {
+                match self.lines.next_line() {
                     Err(e) => return Some(Err(e)),
                     Ok(None) => break,
-                    Ok(Some(Err(()))) => return Some(Ok(Entry::NotUtf8 { line: start })),
-                    Ok(Some(Ok(next))) => text.push_str(&next),
+                    Ok(Some(Physical::NotUtf8)) => return Some(Ok(Entry::NotUtf8 { line: start })),
+                    Ok(Some(Physical::TooLong)) => return Some(Ok(Entry::TooLong { line: start })),
+                    Ok(Some(Physical::Text(next))) => {
+                        if text.len() + next.len() > crate::lines::MAX_LINE {
+                            return Some(Ok(Entry::TooLong { line: start }));
+                        }
+                        text.push_str(&next);
+                    }
                 }
             }
             let bare = text.trim();

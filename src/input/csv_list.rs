@@ -10,6 +10,7 @@ use std::io::{self, BufRead};
 
 use crate::command::{Command, Task};
 use crate::input::Job;
+use crate::lines::{Lines, Physical};
 use crate::message as msg;
 use crate::site::Topology;
 
@@ -31,9 +32,7 @@ pub struct CsvDefaults {
 /// count the comment and blank lines it skips. A record continues over line ends while a
 /// quoted field is open (RFC 4180).
 pub struct CsvSource<'t, R> {
-    input: R,
-    line: u64,
-    buf: Vec<u8>,
+    lines: Lines<R>,
     defaults: CsvDefaults,
     topology: &'t Topology,
     first: bool,
@@ -89,33 +88,20 @@ pub fn split_record(record: &str) -> Result<Vec<String>, String> {
 impl<'t, R: BufRead> CsvSource<'t, R> {
     pub fn new(input: R, defaults: CsvDefaults, topology: &'t Topology) -> Self {
         Self {
-            input,
-            line: 0,
-            buf: Vec::with_capacity(256),
+            lines: Lines::new(input),
             defaults,
             topology,
             first: true,
         }
     }
 
-    /// The next physical line, without its line end; `None` at the end of the input.
-    fn physical(&mut self) -> io::Result<Option<Result<String, ()>>> {
-        self.buf.clear();
-        if self.input.read_until(b'\n', &mut self.buf)? == 0 {
-            return Ok(None);
-        }
-        self.line += 1;
-        let mut bytes = &self.buf[..];
-        bytes = bytes.strip_suffix(b"\n").unwrap_or(bytes);
-        bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
-        if self.line == 1 {
-            bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-        }
-        Ok(Some(
-            std::str::from_utf8(bytes)
-                .map(str::to_owned)
-                .map_err(|_| ()),
-        ))
+    /// The next physical line: `Ok(text)`, or `Err(why)` for a line that cannot be a row.
+    fn physical(&mut self) -> io::Result<Option<Result<String, &'static str>>> {
+        Ok(self.lines.next_line()?.map(|p| match p {
+            Physical::Text(t) => Ok(t),
+            Physical::NotUtf8 => Err("the row is not valid UTF-8"),
+            Physical::TooLong => Err("the row is longer than 16 MiB"),
+        }))
     }
 
     /// The command for one record, or why the row is bad.
@@ -185,18 +171,18 @@ impl<R: BufRead> Iterator for CsvSource<'_, R> {
             let text = match self.physical() {
                 Err(e) => return Some(Err(e)),
                 Ok(None) => return None,
-                Ok(Some(Err(()))) => {
-                    let line = self.line;
+                Ok(Some(Err(why))) => {
+                    let line = self.lines.line;
                     return Some(Ok(Job::invalid(
                         line,
                         "",
                         &msg::BAD_ROW,
-                        format!("line {line}: the row is not valid UTF-8"),
+                        format!("line {line}: {why}"),
                     )));
                 }
                 Ok(Some(Ok(text))) => text,
             };
-            let start = self.line;
+            let start = self.lines.line;
             let first = std::mem::take(&mut self.first);
             let trimmed = text.trim();
             if trimmed.is_empty() || trimmed.starts_with('#') {
@@ -211,12 +197,12 @@ impl<R: BufRead> Iterator for CsvSource<'_, R> {
                         record.push('\n');
                         record.push_str(&next);
                     }
-                    Ok(Some(Err(()))) => {
+                    Ok(Some(Err(why))) => {
                         return Some(Ok(Job::invalid(
                             start,
-                            record,
+                            "",
                             &msg::BAD_ROW,
-                            format!("line {start}: the row is not valid UTF-8"),
+                            format!("line {start}: {why}"),
                         )));
                     }
                     Ok(None) => break,

@@ -114,6 +114,15 @@ impl<R: BufRead> Iterator for CommandSource<R> {
             Entry::NotUtf8 { line } => {
                 Job::invalid(line, "", &msg::SYNTAX_ERROR, "the line is not valid UTF-8")
             }
+            Entry::TooLong { line } => Job::invalid(
+                line,
+                "",
+                &msg::SYNTAX_ERROR,
+                format!(
+                    "the line is longer than {} MiB",
+                    crate::lines::MAX_LINE >> 20
+                ),
+            ),
             Entry::Command { line, text } => match parse(&text) {
                 Ok(cmd) => Job::command(line, cmd),
                 Err(e) => Job::invalid(line, text, &msg::SYNTAX_ERROR, e.message),

@@ -79,7 +79,9 @@ proptest! {
         let mut last = 0;
         for entry in CommandReader::new(&bytes[..]) {
             let line = match entry.unwrap() {
-                smsrefresh::command::reader::Entry::Command { line, .. } | smsrefresh::command::reader::Entry::NotUtf8 { line } => line,
+                smsrefresh::command::reader::Entry::Command { line, .. }
+                | smsrefresh::command::reader::Entry::NotUtf8 { line }
+                | smsrefresh::command::reader::Entry::TooLong { line } => line,
             };
             prop_assert!(line > last);
             last = line;

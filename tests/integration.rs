@@ -11,6 +11,7 @@ mod integration {
     mod parallel;
     mod policies;
     mod properties;
+    mod reliability;
     mod snapshot;
     mod synthetic;
 }

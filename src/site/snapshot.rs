@@ -23,6 +23,9 @@ use crate::time::{format_timestamp, parse_timestamp};
 /// Bytes read per block while loading.
 const BLOCK: usize = 16 << 20;
 
+/// The longest session line accepted (a credential of many 1 MB values still fits).
+const MAX_LINE: usize = 64 << 20;
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawSession<'a> {
@@ -148,7 +151,19 @@ pub fn load(
             buf.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1)
         };
         if end == 0 && !eof {
-            continue; // a line longer than the block: read more
+            // A line longer than the block: read more, up to a limit no session reaches.
+            if buf.len() > MAX_LINE {
+                return Err(SiteError::at(
+                    path,
+                    Some(line_no + 1),
+                    None,
+                    format!(
+                        "the line is longer than {} MiB; expected one session per line",
+                        MAX_LINE >> 20
+                    ),
+                ));
+            }
+            continue;
         }
         let block = &buf[..end];
         let lines: Vec<(u64, &[u8])> = block

@@ -104,6 +104,55 @@ impl MemoryStore {
         }
     }
 
+    /// Checks the store's internal agreement (for tests and diagnostics): every session is in
+    /// its user's slot list and in the id index at its place, every listed slot holds a
+    /// session of that user, and the id index has no other entry. Returns the session count.
+    pub fn check_invariants(&self) -> Result<usize, String> {
+        let mut sessions = 0usize;
+        for (pi, p) in self.partitions.iter().enumerate() {
+            let part = p.0.read();
+            for (si, s) in part.slots.iter().enumerate() {
+                let Some(s) = s else { continue };
+                sessions += 1;
+                let key = (s.realm, fold(&s.user));
+                if self.partition_of(key.0, &key.1) != pi {
+                    return Err(format!(
+                        "session {} is in partition {pi}, not its user's",
+                        s.id
+                    ));
+                }
+                if !part
+                    .users
+                    .get(&key)
+                    .is_some_and(|l| l.contains(&(si as u32)))
+                {
+                    return Err(format!("session {} is missing from its user's list", s.id));
+                }
+                match self.id_shard(&s.id).read().get(&*s.id) {
+                    Some(loc) if loc.partition as usize == pi && loc.slot as usize == si => {}
+                    other => return Err(format!("session {} has id entry {other:?}", s.id)),
+                }
+            }
+            for (key, list) in &part.users {
+                for slot in list {
+                    match part.slots.get(*slot as usize).and_then(Option::as_ref) {
+                        Some(s) if (s.realm, fold(&s.user)) == *key => {}
+                        _ => {
+                            return Err(format!(
+                                "user {key:?} lists slot {slot}, which is not theirs"
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        let ids: usize = self.ids.iter().map(|s| s.0.read().len()).sum();
+        if ids != sessions {
+            return Err(format!("{ids} id entries for {sessions} sessions"));
+        }
+        Ok(sessions)
+    }
+
     fn lock(&self, partition: usize) -> Locked<'_> {
         Locked {
             store: self,

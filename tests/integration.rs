@@ -4,6 +4,7 @@
 mod integration {
     pub mod util;
 
+    mod bad_inputs;
     mod catalog_docs;
     mod demo;
     mod exec_shell;

@@ -210,6 +210,11 @@ impl Policy {
     /// Reads and checks a policy file (everything that needs no site).
     pub fn load(path: &Path) -> Result<Self, PolicyError> {
         let bytes = std::fs::read(path).map_err(|e| SiteError::io(path, e))?;
+        Self::parse(path, bytes)
+    }
+
+    /// Checks policy bytes; `path` names the file in messages and anchors relative paths.
+    pub fn parse(path: &Path, bytes: Vec<u8>) -> Result<Self, PolicyError> {
         let text = String::from_utf8(bytes.clone())
             .map_err(|_| SiteError::at(path, None, None, "the policy is not valid UTF-8"))?;
         let raw: RawPolicy = serde_yaml::from_str(&text)

@@ -208,6 +208,17 @@ pub fn load(
     store: &dyn SessionStore,
 ) -> Result<usize, SiteError> {
     let bytes = std::fs::read(path).map_err(|e| SiteError::io(path, e))?;
+    load_bytes(path, &bytes, topology, store)
+}
+
+/// Loads snapshot bytes into `store`; `path` is only used in messages. Every length and
+/// index is checked: corrupted bytes are an error, never a panic.
+pub fn load_bytes(
+    path: &Path,
+    bytes: &[u8],
+    topology: &Topology,
+    store: &dyn SessionStore,
+) -> Result<usize, SiteError> {
     let fail = |m: String| SiteError::at(path, None, None, m);
     if bytes.len() < 12 || &bytes[..8] != MAGIC {
         return Err(fail(

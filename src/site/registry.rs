@@ -124,6 +124,12 @@ impl Registry {
 
     pub fn load_yaml(path: &Path) -> Result<Self, SiteError> {
         let text = std::fs::read_to_string(path).map_err(|e| SiteError::io(path, e))?;
+        Self::parse_yaml(path, &text)
+    }
+
+    /// Checks a `registry.yaml` text; `path` is only used in messages.
+    pub fn parse_yaml(path: &Path, text: &str) -> Result<Self, SiteError> {
+        let text = text.to_owned();
         let raw: RawYaml = serde_yaml::from_str(&text)
             .map_err(|e| SiteError::Invalid(Located::from_yaml(path, &e)))?;
         let mut users = Vec::with_capacity(raw.users.0.len());
@@ -150,6 +156,11 @@ impl Registry {
 
     pub fn load_jsonl(path: &Path) -> Result<Self, SiteError> {
         let bytes = std::fs::read(path).map_err(|e| SiteError::io(path, e))?;
+        Self::parse_jsonl(path, &bytes)
+    }
+
+    /// Checks `registry.jsonl` bytes; `path` is only used in messages.
+    pub fn parse_jsonl(path: &Path, bytes: &[u8]) -> Result<Self, SiteError> {
         let lines: Vec<(usize, &[u8])> = bytes
             .split(|b| *b == b'\n')
             .enumerate()

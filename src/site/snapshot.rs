@@ -134,7 +134,17 @@ pub fn load(
     topology: &Topology,
     store: &dyn SessionStore,
 ) -> Result<usize, SiteError> {
-    let mut file = File::open(path).map_err(|e| SiteError::io(path, e))?;
+    let file = File::open(path).map_err(|e| SiteError::io(path, e))?;
+    load_from(path, file, topology, store)
+}
+
+/// Loads JSON Lines sessions from `input`; `path` is only used in messages.
+pub fn load_from(
+    path: &Path,
+    mut file: impl Read,
+    topology: &Topology,
+    store: &dyn SessionStore,
+) -> Result<usize, SiteError> {
     let mut buf: Vec<u8> = Vec::with_capacity(BLOCK + 4096);
     let mut line_no: u64 = 0;
     let mut count = 0usize;
@@ -201,7 +211,7 @@ pub fn load(
     Ok(count)
 }
 
-fn read_full(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
+fn read_full(file: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
     let mut filled = 0;
     while filled < buf.len() {
         match file.read(&mut buf[filled..]) {

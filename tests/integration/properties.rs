@@ -88,3 +88,147 @@ proptest! {
         }
     }
 }
+
+mod loaders {
+    //! Every loader and reader: any input gives a value or an error, never a panic, and the
+    //! store stays consistent. `PROPTEST_CASES` raises the count (default 256 each).
+
+    use std::path::Path;
+
+    use proptest::prelude::*;
+    use smsrefresh::input::{CsvDefaults, CsvSource, JobKind};
+    use smsrefresh::site::{Registry, Topology};
+    use smsrefresh::store::{MemoryStore, SessionStore};
+
+    const TOPO: &str = "realms:\n  ibm.com: {replica_sets: [www]}\n  b.org: {replica_sets: [b]}\nservers:\n  a-webseald-b: {replica_sets: [www, b]}\n";
+
+    fn topology() -> Topology {
+        Topology::parse(Path::new("topology.yaml"), TOPO).unwrap()
+    }
+
+    /// Text built from the pieces the formats are made of, to get past the first byte.
+    fn soup() -> impl Strategy<Value = String> {
+        proptest::collection::vec(
+            prop_oneof![
+                Just("{".to_string()),
+                Just("}".to_string()),
+                Just("[".to_string()),
+                Just("]".to_string()),
+                Just("\"".to_string()),
+                Just(":".to_string()),
+                Just(",".to_string()),
+                Just("\n".to_string()),
+                Just("  ".to_string()),
+                Just("&a ".to_string()),
+                Just("*a".to_string()),
+                Just("users".to_string()),
+                Just("targets".to_string()),
+                Just("version: 1".to_string()),
+                Just("\"id\"".to_string()),
+                Just("\"user\"".to_string()),
+                Just("\"realm\":\"ibm.com\"".to_string()),
+                Just("credential".to_string()),
+                Just("groups".to_string()),
+                Just("realm: ibm.com".to_string()),
+                "[a-z0-9 ._-]{0,8}",
+            ],
+            0..40,
+        )
+        .prop_map(|v| v.concat())
+    }
+
+    fn csv_field(s: &str) -> String {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    }
+
+    proptest! {
+        #[test]
+        fn csv_reader_never_panics_and_lines_go_forward(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+            let t = topology();
+            let mut last = 0;
+            for job in CsvSource::new(&bytes[..], CsvDefaults::default(), &t) {
+                let job = job.unwrap();
+                prop_assert!(job.line > last);
+                last = job.line;
+            }
+        }
+
+        #[test]
+        fn csv_pairs_round_trip(pairs in proptest::collection::vec(("[^\r\n\u{feff}]{1,12}", prop::sample::select(vec!["ibm.com", "b.org"])), 1..20)) {
+            let t = topology();
+            let text: String = pairs.iter().map(|(u, r)| format!("{},{r}\n", csv_field(u))).collect();
+            let jobs: Vec<_> = CsvSource::new(text.as_bytes(), CsvDefaults::default(), &t).map(|j| j.unwrap()).collect();
+            let got: Vec<(String, String)> = jobs.iter().filter_map(|j| match &j.kind {
+                JobKind::Command(c) => Some((c.user()?.to_string(), c.realm()?.to_string())),
+                JobKind::Invalid { .. } => None,
+            }).collect();
+            // Quoted fields keep their content exactly (blanks too); only empty users are bad rows.
+            let want: Vec<(String, String)> = pairs.iter().filter(|(u, _)| !u.is_empty()).map(|(u, r)| (u.clone(), r.to_string())).collect();
+            prop_assert_eq!(got, want);
+            prop_assert_eq!(jobs.len(), pairs.len());
+        }
+
+        #[test]
+        fn policy_loader_never_panics(text in prop_oneof![soup(), any::<String>()]) {
+            let _ = smsrefresh::policy::Policy::parse(Path::new("/nonexistent/p.yaml"), text.into_bytes());
+        }
+
+        #[test]
+        fn registry_and_topology_loaders_never_panic(text in prop_oneof![soup(), any::<String>()]) {
+            let _ = Registry::parse_yaml(Path::new("registry.yaml"), &text);
+            let _ = Registry::parse_jsonl(Path::new("registry.jsonl"), text.as_bytes());
+            let _ = Topology::parse(Path::new("topology.yaml"), &text);
+        }
+
+        #[test]
+        fn jsonl_snapshot_loader_never_panics(text in prop_oneof![soup(), any::<String>()]) {
+            let store = MemoryStore::default();
+            let _ = smsrefresh::site::snapshot::load_from(Path::new("sessions.jsonl"), text.as_bytes(), &topology(), &store);
+            prop_assert!(store.check_invariants().is_ok());
+        }
+
+        #[test]
+        fn binary_snapshot_loader_never_panics(body in proptest::collection::vec(any::<u8>(), 0..400), with_header in any::<bool>()) {
+            let mut bytes = if with_header { b"SMRSNAP\0\x01\0\0\0\0\0\0\0".to_vec() } else { Vec::new() };
+            bytes.extend_from_slice(&body);
+            let crc = crc32fast::hash(&bytes);
+            bytes.extend_from_slice(&crc.to_le_bytes());
+            let store = MemoryStore::default();
+            let _ = smsrefresh::site::binary::load_bytes(Path::new("sessions.bin"), &bytes, &topology(), &store);
+            prop_assert!(store.check_invariants().is_ok());
+        }
+
+        #[test]
+        fn binary_snapshot_round_trips(users in proptest::collection::vec(("[a-zA-Z0-9 é]{1,10}", 1usize..4, "[ -~]{0,20}"), 1..15)) {
+            let dir = tempfile::tempdir().unwrap();
+            let t = topology();
+            let store = MemoryStore::default();
+            let mut seq = 0;
+            for (u, n, v) in &users {
+                for _ in 0..*n {
+                    seq += 1;
+                    let mut b = smsrefresh::credential::CredentialBuilder::default();
+                    b.push_str("AZN_CRED_PRINCIPAL_NAME", u).unwrap();
+                    b.push_list("AZN_CRED_GROUPS", ["g1", v.as_str()]).unwrap();
+                    b.push_str("tagvalue_x", v).unwrap();
+                    let s = smsrefresh::session::Session {
+                        seq, id: format!("id{seq}").into(), user: u.as_str().into(),
+                        realm: smsrefresh::site::topology::RealmId((seq % 2) as u16),
+                        replica_set: smsrefresh::site::topology::ReplicaSetId((seq % 2) as u16),
+                        server: smsrefresh::site::topology::ServerId(0),
+                        created: seq as i64, last_access: seq as i64 * 2,
+                        last_refresh: (seq % 3 == 0).then_some(7),
+                        credential: b.build(),
+                    };
+                    store.insert(s).unwrap();
+                }
+            }
+            let path = dir.path().join("sessions.bin");
+            smsrefresh::site::binary::save(&path, &t, &store).unwrap();
+            let back = MemoryStore::default();
+            smsrefresh::site::binary::load(&path, &t, &back).unwrap();
+            let dump = |s: &MemoryStore| { let mut v = Vec::new(); s.for_each_ordered(&mut |x| v.push(x.clone())); v };
+            prop_assert_eq!(dump(&store), dump(&back));
+        }
+    }
+}

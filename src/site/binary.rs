@@ -155,6 +155,10 @@ impl<'a> Reader<'a> {
         self.pos = end;
         Ok(s)
     }
+    fn remaining(&self) -> usize {
+        self.b.len() - self.pos.min(self.b.len())
+    }
+
     fn u8(&mut self) -> R<u8> {
         Ok(self.take(1)?[0])
     }
@@ -243,7 +247,8 @@ pub fn load_bytes(
 fn parse(r: &mut Reader<'_>, topology: &Topology, store: &dyn SessionStore) -> R<usize> {
     r.u32()?;
     let n_names = r.u32()? as usize;
-    let mut names = Vec::with_capacity(n_names.min(1 << 16));
+    // Counts come from the file: size buffers by what the remaining bytes can hold.
+    let mut names = Vec::with_capacity(n_names.min(r.remaining()));
     for _ in 0..n_names {
         let kind = r.u8()?;
         let name = r.str()?;
@@ -264,12 +269,12 @@ fn parse(r: &mut Reader<'_>, topology: &Topology, store: &dyn SessionStore) -> R
         });
     }
     let n_syms = r.u32()? as usize;
-    let mut syms = Vec::with_capacity(n_syms.min(1 << 20));
+    let mut syms = Vec::with_capacity(n_syms.min(r.remaining()));
     for _ in 0..n_syms {
         syms.push(intern::intern(r.str()?));
     }
     let n_creds = r.u32()? as usize;
-    let mut blobs: Vec<&[u8]> = Vec::with_capacity(n_creds.min(1 << 24));
+    let mut blobs: Vec<&[u8]> = Vec::with_capacity(n_creds.min(r.remaining()));
     for _ in 0..n_creds {
         blobs.push(r.bytes()?);
     }
@@ -285,12 +290,20 @@ fn parse(r: &mut Reader<'_>, topology: &Topology, store: &dyn SessionStore) -> R
     if n_blocks != n_sessions.div_ceil(BLOCK) {
         return Err("the block table does not match the session count".into());
     }
+    if n_blocks.saturating_mul(8) > r.remaining() {
+        return Err("the block table is longer than the file".into());
+    }
     let mut offsets = Vec::with_capacity(n_blocks);
     for _ in 0..n_blocks {
         offsets.push(usize::try_from(r.u64()?).map_err(|_| "bad offset")?);
     }
     let base = r.pos;
     let region = &r.b[base..];
+    // A session takes at least 29 bytes (two 1-byte strings, three indices, three times,
+    // a credential index): a count the file cannot hold is corruption, not a reservation.
+    if n_sessions > region.len() / 29 {
+        return Err("the session count does not fit the file".into());
+    }
     store.reserve(n_sessions);
     // Blocks parse in parallel; inserts into the store run in parallel too (per-partition
     // locks), and a duplicate id is reported by both session numbers.

@@ -232,3 +232,30 @@ mod loaders {
         }
     }
 }
+
+/// Found by fuzzing (`snapshot_binary`): a block count taken from the file was allocated
+/// before it was checked against the file's size, and aborted the process.
+#[test]
+fn regression_fuzz_binary_snapshot_huge_counts() {
+    use base64::Engine as _;
+    let data = base64::engine::general_purpose::STANDARD
+        .decode("AAAAAAAAAAAAAAAAAAAAAAC9AAAAAAC9AAAAAF0A/gDBAJoAAAACAAAAARIBQ0PIQ0MAAKHU1CYAAFRUVFRUVFRU1FRUVFRUVFRUVFQ=")
+        .unwrap();
+    let mut bytes = b"SMRSNAP\0\x01\0\0\0\0\0\0\0".to_vec();
+    bytes.extend_from_slice(&data);
+    let crc = crc32fast::hash(&bytes);
+    bytes.extend_from_slice(&crc.to_le_bytes());
+    let topology = smsrefresh::site::Topology::parse(
+        std::path::Path::new("topology.yaml"),
+        "realms:\n  ibm.com: {replica_sets: [www]}\nservers:\n  a-webseald-b: {replica_sets: [www]}\n",
+    )
+    .unwrap();
+    let store = smsrefresh::store::MemoryStore::default();
+    let e = smsrefresh::site::binary::load_bytes(
+        std::path::Path::new("sessions.bin"),
+        &bytes,
+        &topology,
+        &store,
+    );
+    assert!(e.is_err());
+}

@@ -403,6 +403,82 @@ fn hostile_names_and_megabyte_values_through_every_input_and_output() {
 }
 
 #[test]
+fn hostile_realms_session_ids_and_attribute_values_stay_inside_their_results() {
+    let (tmp, site) = demo_copy();
+    let evil = [
+        "x\npdadmin> forged",
+        "esc\u{1b}]0;title\u{7}",
+        "rtl\u{202e}",
+        "q\"b\\",
+        &"r".repeat(1 << 20),
+    ];
+    let mut cmds = String::new();
+    for e in &evil {
+        let q = smsrefresh::command::token::quote(e);
+        if e.contains('\n') {
+            continue;
+        }
+        cmds.push_str(&format!(
+            "server task default-webseald-cruz sms session refresh all_sessions johnq -realm {q}\n"
+        ));
+        cmds.push_str(&format!(
+            "server task default-webseald-cruz sms session terminate session {q} -realm ibm.com\n"
+        ));
+        cmds.push_str(&format!("server task {q} sms realm list\n"));
+    }
+    // Registry attribute values with hostile characters end up in credentials and snapshots.
+    let reg = std::fs::read_to_string(site.join("registry.yaml")).unwrap();
+    std::fs::write(
+        site.join("registry.yaml"),
+        reg.replace(
+            "johnq: {groups: [staff, hr], attributes: {",
+            "johnq: {groups: [staff, hr], attributes: {note: \"a\\nb\\u001b[2J\\u202e\", ",
+        ),
+    )
+    .unwrap();
+    cmds.push_str(
+        "server task default-webseald-cruz sms session refresh all_sessions johnq -realm ibm.com\n",
+    );
+    let n = cmds.lines().count();
+    let file = tmp.path().join("evil.pdadmin");
+    std::fs::write(&file, &cmds).unwrap();
+    for format in ["pdadmin", "jsonl", "csv"] {
+        let out = run(
+            &[
+                "run",
+                "--site",
+                site.to_str().unwrap(),
+                "-q",
+                "--format",
+                format,
+                file.to_str().unwrap(),
+            ],
+            None,
+        );
+        let text = stdout(&out);
+        assert!(
+            !text.contains('\u{1b}') && !text.contains('\u{202e}') && !text.contains('\u{7}'),
+            "{format}"
+        );
+        match format {
+            "pdadmin" => assert_eq!(text.lines().count(), 2 * n),
+            "jsonl" => assert_eq!(json_lines(&out).len(), n),
+            _ => assert_eq!(
+                csv::ReaderBuilder::new()
+                    .from_reader(text.as_bytes())
+                    .records()
+                    .count(),
+                n
+            ),
+        }
+    }
+    // The snapshot keeps the value exactly, as valid JSON Lines.
+    let saved = sessions(&site);
+    let johnq = saved.iter().find(|s| s["user"] == "johnq").unwrap();
+    assert_eq!(johnq["credential"]["note"], "a\nb\u{1b}[2J\u{202e}");
+}
+
+#[test]
 fn yaml_bombs_and_deep_nesting_are_rejected_quickly() {
     let tmp = tempfile::tempdir().unwrap();
     let bomb = "a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]\ne: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]\nf: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]\ng: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]\nh: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]\ni: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]\nversion: 1\nname: bomb\nrealm: ibm.com\ntargets:\n  users: *i\n";

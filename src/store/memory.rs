@@ -19,6 +19,7 @@ use std::sync::Arc;
 
 use compact_str::CompactString;
 use parking_lot::{RwLock, RwLockWriteGuard};
+use smallvec::SmallVec;
 
 use super::{DuplicateId, Rebuild, Scope, SessionOps, SessionStore};
 use crate::fold::fold;
@@ -44,7 +45,8 @@ struct Loc {
 struct Partition {
     slots: Vec<Option<Session>>,
     free: Vec<u32>,
-    users: Map<UserKey, Vec<u32>>,
+    /// A user's slots: inline for up to four sessions (no allocation for most users).
+    users: Map<UserKey, SmallVec<[u32; 4]>>,
 }
 
 /// Keeps partitions on separate cache lines so two workers do not share one.
@@ -206,8 +208,8 @@ impl Locked<'_> {
         Some(s)
     }
 
-    fn user_slots(&self, key: &UserKey, scope: Scope<'_>, clock: &Clock) -> Vec<u32> {
-        self.part.users.get(key).map_or_else(Vec::new, |list| {
+    fn user_slots(&self, key: &UserKey, scope: Scope<'_>, clock: &Clock) -> SmallVec<[u32; 4]> {
+        self.part.users.get(key).map_or_else(SmallVec::new, |list| {
             list.iter()
                 .copied()
                 .filter(|slot| {

@@ -351,6 +351,13 @@ pub fn print_summary(s: &Summary) {
         rate,
         s.threads
     );
+    if s.purged > 0 {
+        let _ = writeln!(
+            err,
+            "smsrefresh: the sweep purged {} expired sessions",
+            s.purged
+        );
+    }
     if !s.skipped.is_empty() || s.excluded > 0 {
         let _ = writeln!(
             err,

@@ -26,6 +26,7 @@ struct Counts {
     sessions_terminated: u64,
     users_skipped: usize,
     users_excluded: u64,
+    expired_sessions_purged: u64,
 }
 
 #[derive(Serialize)]
@@ -108,6 +109,7 @@ pub fn render(cfg: &RunConfig, summary: &Summary, started: i64, ended: i64) -> S
             sessions_terminated: summary.terminated,
             users_skipped: summary.skipped.len(),
             users_excluded: summary.excluded,
+            expired_sessions_purged: summary.purged,
         },
         messages: &summary.messages,
         skipped_users: &summary.skipped,

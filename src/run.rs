@@ -92,6 +92,8 @@ pub struct Summary {
     pub error: u64,
     pub refreshed: u64,
     pub terminated: u64,
+    /// Expired sessions removed by a sweep policy (`action: terminate` with `sessions:`).
+    pub purged: u64,
     /// Results per message ID.
     pub messages: BTreeMap<&'static str, u64>,
     /// Users a policy left out: not in the registry (`missing_user: skip`).
@@ -258,11 +260,6 @@ impl Engine {
                 self.invalid(source, job.line, &job.raw, Outcome::new(message, &[detail]))
             }
         }
-    }
-
-    /// Parses and executes one command line.
-    pub fn execute_line(&self, source: &Arc<str>, line: u64, text: &str) -> CommandResult {
-        self.execute(source, line, text, crate::command::parse(text))
     }
 
     /// Places an outcome in its input.
@@ -487,6 +484,24 @@ pub fn run(
         }
     }
     drop(pump);
+    // A sweep policy also clears out the sessions that have already expired: no command can
+    // see them, so they would otherwise stay in the snapshot for ever.
+    if let Some(p) = cfg
+        .policy
+        .as_ref()
+        .filter(|p| p.action == crate::policy::PolicyAction::Terminate && p.sessions.is_some())
+    {
+        // Only in the policy's realm: a sweep of one realm leaves the others alone.
+        let realm = p
+            .realm
+            .as_deref()
+            .and_then(|r| engine.site.topology.realm(r));
+        summary.purged = engine
+            .site
+            .store
+            .purge_expired(&engine.clock, &|s| Some(s.realm) == realm)
+            as u64;
+    }
     buffered.flush().map_err(RunError::Output)?;
     drop(buffered);
     progress.end();

@@ -480,7 +480,7 @@ impl SessionStore for MemoryStore {
         }
     }
 
-    fn purge_expired(&self, clock: &Clock) -> usize {
+    fn purge_expired(&self, clock: &Clock, which: &dyn Fn(&Session) -> bool) -> usize {
         let mut n = 0;
         for p in 0..self.partitions.len() {
             let mut locked = self.lock(p);
@@ -491,7 +491,7 @@ impl SessionStore for MemoryStore {
                 .enumerate()
                 .filter_map(|(i, s)| {
                     s.as_ref()
-                        .filter(|s| !clock.is_live(s))
+                        .filter(|s| !clock.is_live(s) && which(s))
                         .map(|s| (i as u32, (s.realm, fold(&s.user))))
                 })
                 .collect();
@@ -673,7 +673,8 @@ mod tests {
             ops(&s).session("a1", &edge).is_some(),
             "expiry is strictly greater than the limit"
         );
-        assert_eq!(s.purge_expired(&strict), 4);
+        assert_eq!(s.purge_expired(&strict, &|x| x.realm == RealmId(1)), 1);
+        assert_eq!(s.purge_expired(&strict, &|_| true), 3);
         assert!(s.is_empty());
     }
 

@@ -117,6 +117,6 @@ pub trait SessionStore: Send + Sync {
     /// Calls `f` with every session, live or expired, in `seq` order (for snapshots).
     fn for_each_ordered(&self, f: &mut dyn FnMut(&Session));
 
-    /// Removes expired sessions; returns how many.
-    fn purge_expired(&self, clock: &Clock) -> usize;
+    /// Removes the expired sessions that `keep_out` selects; returns how many.
+    fn purge_expired(&self, clock: &Clock, which: &dyn Fn(&Session) -> bool) -> usize;
 }

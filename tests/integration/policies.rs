@@ -475,3 +475,69 @@ fn policy_errors_name_file_line_and_key() {
         "{out}"
     );
 }
+
+#[test]
+fn a_sweep_also_purges_expired_sessions_of_its_realm() {
+    let (tmp, site) = demo_copy();
+    let topo = std::fs::read_to_string(site.join("topology.yaml")).unwrap();
+    std::fs::write(
+        site.join("topology.yaml"),
+        topo.replace(
+            "session: {timeout: 0, inactive_timeout: 0}",
+            "session: {timeout: 0, inactive_timeout: 3600}",
+        ),
+    )
+    .unwrap();
+    let now = "2026-11-27T20:00:00Z";
+    let t = smsrefresh::time::parse_timestamp(now).unwrap();
+    let expired = |s: &serde_json::Value| {
+        t - smsrefresh::time::parse_timestamp(s["last_access"].as_str().unwrap()).unwrap() > 3600
+    };
+    let before = sessions(&site);
+    let gone = before
+        .iter()
+        .filter(|s| s["realm"] == "ibm.com" && expired(s))
+        .count();
+    assert!(gone > 0);
+    let report = tmp.path().join("r.json");
+    let out = run(
+        &[
+            "run",
+            "--policy",
+            "policies/nightly-idle-sweep.yaml",
+            "--site",
+            site.to_str().unwrap(),
+            "--now",
+            now,
+            "--report",
+            report.to_str().unwrap(),
+            "--format",
+            "jsonl",
+        ],
+        None,
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    // No live session has been idle for 8 hours: no command, but the expired ones are gone.
+    assert!(stdout(&out).is_empty());
+    assert!(
+        stderr(&out).contains(&format!("the sweep purged {gone} expired sessions")),
+        "{}",
+        stderr(&out)
+    );
+    let after = sessions(&site);
+    assert_eq!(after.len(), before.len() - gone);
+    assert!(after.iter().all(|s| s["realm"] != "ibm.com" || !expired(s)));
+    assert_eq!(
+        after
+            .iter()
+            .filter(|s| s["realm"] == "partners.example")
+            .count(),
+        before
+            .iter()
+            .filter(|s| s["realm"] == "partners.example")
+            .count()
+    );
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(report).unwrap()).unwrap();
+    assert_eq!(r["counts"]["expired_sessions_purged"], gone);
+}

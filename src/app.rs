@@ -70,7 +70,14 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
         Cmd::Validate(args) => validate(&args),
         Cmd::Exec(args) => exec(&args),
         Cmd::Shell(args) => crate::shell::shell(&args.site.validate()?),
-        Cmd::Errtext { code } => {
+        Cmd::Errtext { code: None } => {
+            let mut out = PipeSafe::new(io::stdout().lock());
+            for m in message::CATALOG {
+                writeln!(out, "{}   {} ({})", m.id, m.text, m.code_hex())?;
+            }
+            Ok(0)
+        }
+        Cmd::Errtext { code: Some(code) } => {
             let mut out = PipeSafe::new(io::stdout().lock());
             match message::lookup(&code) {
                 Some(m) => {

@@ -35,8 +35,8 @@ pub enum Cmd {
     Shell(ShellArgs),
     /// Print the message for a status code (hex `0x…` or decimal) or message ID.
     Errtext {
-        /// The code or message ID.
-        code: String,
+        /// The code or message ID; without one, the whole catalog is listed.
+        code: Option<String>,
     },
     /// Print the pdadmin command file a policy resolves to (commands on stdout only).
     Plan(PlanArgs),

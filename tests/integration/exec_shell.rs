@@ -181,6 +181,12 @@ fn errtext_subcommand() {
     let out = run(&["errtext", "0xdeadbeef"], None);
     assert_eq!(code(&out), 1);
     assert!(stdout(&out).starts_with("SMRCM0206E"));
+    // Without a code: the whole catalog, one message per line.
+    let all = run(&["errtext"], None);
+    assert_eq!(code(&all), 0);
+    let text = stdout(&all);
+    assert_eq!(text.lines().count(), smsrefresh::message::CATALOG.len());
+    assert!(text.contains("DPWAP0059E   The supplied authorization server name, %s, is not a known server. (0x3898f03b)"));
 }
 
 #[test]

@@ -111,11 +111,9 @@ const EXPECTED: &[Expected] = &[
 fn demo_commands_jsonl_every_result() {
     let (_tmp, site) = demo_copy();
     let file = site.join("commands.pdadmin");
-    let out = run(
+    let out = run_site(
+        &site,
         &[
-            "run",
-            "--site",
-            site.to_str().unwrap(),
             "--no-save",
             "--format",
             "jsonl",
@@ -188,16 +186,7 @@ fn demo_commands_jsonl_every_result() {
 fn demo_commands_pdadmin_text() {
     let (_tmp, site) = demo_copy();
     let file = site.join("commands.pdadmin");
-    let out = run(
-        &[
-            "run",
-            "--site",
-            site.to_str().unwrap(),
-            "--no-save",
-            file.to_str().unwrap(),
-        ],
-        None,
-    );
+    let out = run_site(&site, &["--no-save", file.to_str().unwrap()], None);
     assert_eq!(code(&out), 1);
     let text = stdout(&out);
     // One echo line per command, in order.
@@ -310,11 +299,9 @@ fn dry_run_reports_the_same_and_changes_nothing() {
     let (_tmp, site) = demo_copy();
     let file = site.join("commands.pdadmin");
     let before = std::fs::read(site.join("sessions.jsonl")).unwrap();
-    let real = run(
+    let real = run_site(
+        &site,
         &[
-            "run",
-            "--site",
-            site.to_str().unwrap(),
             "--no-save",
             "--format",
             "jsonl",
@@ -323,11 +310,9 @@ fn dry_run_reports_the_same_and_changes_nothing() {
         ],
         None,
     );
-    let dry = run(
+    let dry = run_site(
+        &site,
         &[
-            "run",
-            "--site",
-            site.to_str().unwrap(),
             "--dry-run",
             "--format",
             "jsonl",
@@ -352,17 +337,9 @@ fn commands_from_stdin_and_several_inputs_in_order() {
     let (_tmp, site) = demo_copy();
     let extra = site.join("more.pdadmin");
     std::fs::write(&extra, "server task default-webseald-cruz sms session terminate all_sessions johnq -realm ibm.com\n").unwrap();
-    let out = run(
-        &[
-            "run",
-            "--site",
-            site.to_str().unwrap(),
-            "--format",
-            "jsonl",
-            "-q",
-            "-",
-            extra.to_str().unwrap(),
-        ],
+    let out = run_site(
+        &site,
+        &["--format", "jsonl", "-q", "-", extra.to_str().unwrap()],
         Some(
             "server task default-webseald-cruz sms session refresh all_sessions johnq -realm ibm.com\n",
         ),
@@ -398,17 +375,9 @@ fn commands_from_stdin_and_several_inputs_in_order() {
 fn fail_fast_stops_after_the_first_error() {
     let (_tmp, site) = demo_copy();
     let input = "server task default-webseald-cruz sms realm list\nserver task nowhere-webseald-x sms realm list\nserver task default-webseald-cruz sms session terminate all_sessions johnq -realm ibm.com\n";
-    let out = run(
-        &[
-            "run",
-            "--site",
-            site.to_str().unwrap(),
-            "--fail-fast",
-            "--format",
-            "jsonl",
-            "-q",
-            "-",
-        ],
+    let out = run_site(
+        &site,
+        &["--fail-fast", "--format", "jsonl", "-q", "-"],
         Some(input),
     );
     assert_eq!(code(&out), 1);
@@ -430,17 +399,9 @@ fn fail_fast_stops_after_the_first_error() {
 #[test]
 fn csv_output_has_a_header_and_neutralises_formulas() {
     let (_tmp, site) = demo_copy();
-    let out = run(
-        &[
-            "run",
-            "--site",
-            site.to_str().unwrap(),
-            "--no-save",
-            "--format",
-            "csv",
-            "-q",
-            "-",
-        ],
+    let out = run_site(
+        &site,
+        &["--no-save", "--format", "csv", "-q", "-"],
         Some(
             "server task default-webseald-cruz sms session refresh all_sessions =cmd|calc -realm ibm.com\n",
         ),

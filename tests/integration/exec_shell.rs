@@ -111,10 +111,7 @@ fn run_could_not_start_exits_2() {
         "realms: {}\nservers: {}\nbogus: 1\n",
     )
     .unwrap();
-    let bad = run(
-        &["run", "--site", site.to_str().unwrap(), "-"],
-        Some("server list\n"),
-    );
+    let bad = run_site(&site, &["-"], Some("server list\n"));
     assert_eq!(code(&bad), 2);
     assert!(
         stderr(&bad).contains("topology.yaml:3: unknown field `bogus`"),
@@ -122,15 +119,7 @@ fn run_could_not_start_exits_2() {
         stderr(&bad)
     );
     let (_t, site) = demo_copy();
-    let missing = run(
-        &[
-            "run",
-            "--site",
-            site.to_str().unwrap(),
-            "no-such-file.pdadmin",
-        ],
-        None,
-    );
+    let missing = run_site(&site, &["no-such-file.pdadmin"], None);
     assert_eq!(code(&missing), 2);
     assert!(stderr(&missing).contains("no-such-file.pdadmin"));
 }

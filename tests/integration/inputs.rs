@@ -11,11 +11,9 @@ fn csv_lists_every_row_rule() {
         "\u{feff}User,Realm,Server\r\n# HR moves, November\r\n\r\njohnq,ibm.com\r\n\"Mary Jones\",IBM.COM,web2-webseald-cruz\r\n,ibm.com\r\nbrian\r\nolduser,ibm.com\r\npartner_acme,partners.example\r\na,b,c,d\r\n",
     )
     .unwrap();
-    let out = run(
+    let out = run_site(
+        &site,
         &[
-            "run",
-            "--site",
-            site.to_str().unwrap(),
             "--no-save",
             "--format",
             "jsonl",
@@ -71,11 +69,9 @@ fn csv_defaults_action_server_and_realm_from_flags() {
     let (tmp, site) = demo_copy();
     let list = tmp.path().join("users.csv");
     std::fs::write(&list, "brian\ncarol,ibm.com\n").unwrap();
-    let out = run(
+    let out = run_site(
+        &site,
         &[
-            "run",
-            "--site",
-            site.to_str().unwrap(),
             "--format",
             "jsonl",
             "-q",
@@ -112,11 +108,9 @@ fn csv_on_stdin_and_several_inputs_in_order() {
         "server task default-webseald-cruz sms session list -realm ibm.com johnq 10\n",
     )
     .unwrap();
-    let out = run(
+    let out = run_site(
+        &site,
         &[
-            "run",
-            "--site",
-            site.to_str().unwrap(),
             "--no-save",
             "--format",
             "jsonl",
@@ -159,11 +153,9 @@ fn hostile_names_cannot_split_or_forge_lines() {
     let evil = "\"x\npdadmin> server list\r\u{1b}[2J\u{202e}\",ibm.com\n=HYPERLINK(\"http://x\"),ibm.com\n";
     std::fs::write(&list, evil).unwrap();
     for format in ["pdadmin", "jsonl", "csv"] {
-        let out = run(
+        let out = run_site(
+            &site,
             &[
-                "run",
-                "--site",
-                site.to_str().unwrap(),
                 "--no-save",
                 "--format",
                 format,
@@ -208,11 +200,9 @@ fn hostile_names_cannot_split_or_forge_lines() {
 fn the_report_is_an_audit_record() {
     let (tmp, site) = demo_copy();
     let report = tmp.path().join("report.json");
-    let out = run(
+    let out = run_site(
+        &site,
         &[
-            "run",
-            "--site",
-            site.to_str().unwrap(),
             "--policy",
             "policies/hr-reorg-2026-11.yaml",
             "--dry-run",
@@ -264,11 +254,9 @@ fn progress_shows_only_when_asked_off_a_terminal() {
     let (_tmp, site) = demo_copy();
     let file = site.join("commands.pdadmin");
     let go = |mode: &str| {
-        let out = run(
+        let out = run_site(
+            &site,
             &[
-                "run",
-                "--site",
-                site.to_str().unwrap(),
                 "--no-save",
                 "-q",
                 "--progress",
@@ -303,16 +291,9 @@ fn execution_rate_paces_commands() {
     )
     .unwrap();
     let start = std::time::Instant::now();
-    let out = run(
-        &[
-            "run",
-            "--site",
-            site.to_str().unwrap(),
-            "--policy",
-            policy.to_str().unwrap(),
-            "--no-save",
-            "-q",
-        ],
+    let out = run_site(
+        &site,
+        &["--policy", policy.to_str().unwrap(), "--no-save", "-q"],
         None,
     );
     assert_eq!(code(&out), 0, "{}", stderr(&out));

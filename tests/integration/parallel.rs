@@ -192,11 +192,9 @@ fn jobs_1_and_jobs_2_give_the_same_bytes_on_100k_users() {
     let input = tmp.path().join("mixed.pdadmin");
     std::fs::write(&input, workload(&a, 100_000, 60_000, 9)).unwrap();
     let go = |site: &Path, jobs: &str| {
-        let out = run(
+        let out = run_site(
+            site,
             &[
-                "run",
-                "--site",
-                site.to_str().unwrap(),
                 "--jobs",
                 jobs,
                 "--now",

@@ -296,7 +296,7 @@ proptest! {
         let (_tmp, site) = demo_copy();
         let before = realm_dump(&site, "partners.example");
         let input = cmds.join("\n") + "\n";
-        let out = run(&["run", "--site", site.to_str().unwrap(), "--now", "2026-11-28T00:00:00Z", "--format", "jsonl", "-q", "-"], Some(&input));
+        let out = run_site(&site, &["--now", "2026-11-28T00:00:00Z", "--format", "jsonl", "-q", "-"], Some(&input));
         prop_assert!(code(&out) <= 1);
         prop_assert_eq!(realm_dump(&site, "partners.example"), before);
         for (r, c) in json_lines(&out).iter().zip(&cmds) {
@@ -443,16 +443,9 @@ fn hostile_realms_session_ids_and_attribute_values_stay_inside_their_results() {
     let file = tmp.path().join("evil.pdadmin");
     std::fs::write(&file, &cmds).unwrap();
     for format in ["pdadmin", "jsonl", "csv"] {
-        let out = run(
-            &[
-                "run",
-                "--site",
-                site.to_str().unwrap(),
-                "-q",
-                "--format",
-                format,
-                file.to_str().unwrap(),
-            ],
+        let out = run_site(
+            &site,
+            &["-q", "--format", format, file.to_str().unwrap()],
             None,
         );
         let text = stdout(&out);

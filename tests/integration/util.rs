@@ -38,6 +38,13 @@ pub fn run(args: &[&str], stdin: Option<&str>) -> Output {
     run_cmd(bin().args(args), stdin)
 }
 
+/// Runs `smsrefresh run --site SITE ARGS…`.
+pub fn run_site(site: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+    let mut all = vec!["run", "--site", site.to_str().unwrap()];
+    all.extend_from_slice(args);
+    run(&all, stdin)
+}
+
 pub fn run_cmd(cmd: &mut Command, stdin: Option<&str>) -> Output {
     let mut child = cmd
         .stdin(if stdin.is_some() {

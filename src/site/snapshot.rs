@@ -135,13 +135,26 @@ pub fn load(
     store: &dyn SessionStore,
 ) -> Result<usize, SiteError> {
     let file = File::open(path).map_err(|e| SiteError::io(path, e))?;
-    load_from(path, file, topology, store)
+    let size = file.metadata().map_or(0, |m| m.len());
+    load_sized(path, file, size, topology, store)
 }
 
 /// Loads JSON Lines sessions from `input`; `path` is only used in messages.
 pub fn load_from(
     path: &Path,
+    input: impl Read,
+    topology: &Topology,
+    store: &dyn SessionStore,
+) -> Result<usize, SiteError> {
+    load_sized(path, input, 0, topology, store)
+}
+
+/// Loads JSON Lines sessions; `size` (bytes, 0 if unknown) sizes the store's tables once the
+/// first block shows how long a line is.
+fn load_sized(
+    path: &Path,
     mut file: impl Read,
+    size: u64,
     topology: &Topology,
     store: &dyn SessionStore,
 ) -> Result<usize, SiteError> {
@@ -176,6 +189,10 @@ pub fn load_from(
             continue;
         }
         let block = &buf[..end];
+        if line_no == 0 && size > 0 && !block.is_empty() {
+            let per_line = block.len() / block.iter().filter(|b| **b == b'\n').count().max(1);
+            store.reserve(usize::try_from(size).unwrap_or(0) / per_line.max(1));
+        }
         let lines: Vec<(u64, &[u8])> = block
             .split(|b| *b == b'\n')
             .enumerate()

@@ -111,17 +111,7 @@ const EXPECTED: &[Expected] = &[
 fn demo_commands_jsonl_every_result() {
     let (_tmp, site) = demo_copy();
     let file = site.join("commands.pdadmin");
-    let out = run_site(
-        &site,
-        &[
-            "--no-save",
-            "--format",
-            "jsonl",
-            "-q",
-            file.to_str().unwrap(),
-        ],
-        None,
-    );
+    let out = run_jsonl(&site, &[file.to_str().unwrap()], None);
     assert_eq!(code(&out), 1, "{}", stderr(&out));
     let results = json_lines(&out);
     assert_eq!(results.len(), EXPECTED.len());
@@ -299,17 +289,7 @@ fn dry_run_reports_the_same_and_changes_nothing() {
     let (_tmp, site) = demo_copy();
     let file = site.join("commands.pdadmin");
     let before = std::fs::read(site.join("sessions.jsonl")).unwrap();
-    let real = run_site(
-        &site,
-        &[
-            "--no-save",
-            "--format",
-            "jsonl",
-            "-q",
-            file.to_str().unwrap(),
-        ],
-        None,
-    );
+    let real = run_jsonl(&site, &[file.to_str().unwrap()], None);
     let dry = run_site(
         &site,
         &[

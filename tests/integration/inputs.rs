@@ -11,17 +11,7 @@ fn csv_lists_every_row_rule() {
         "\u{feff}User,Realm,Server\r\n# HR moves, November\r\n\r\njohnq,ibm.com\r\n\"Mary Jones\",IBM.COM,web2-webseald-cruz\r\n,ibm.com\r\nbrian\r\nolduser,ibm.com\r\npartner_acme,partners.example\r\na,b,c,d\r\n",
     )
     .unwrap();
-    let out = run_site(
-        &site,
-        &[
-            "--no-save",
-            "--format",
-            "jsonl",
-            "-q",
-            list.to_str().unwrap(),
-        ],
-        None,
-    );
+    let out = run_jsonl(&site, &[list.to_str().unwrap()], None);
     assert_eq!(code(&out), 1);
     let r = json_lines(&out);
     let got: Vec<(u64, &str, &str, &str, u64)> = r
@@ -108,13 +98,9 @@ fn csv_on_stdin_and_several_inputs_in_order() {
         "server task default-webseald-cruz sms session list -realm ibm.com johnq 10\n",
     )
     .unwrap();
-    let out = run_site(
+    let out = run_jsonl(
         &site,
         &[
-            "--no-save",
-            "--format",
-            "jsonl",
-            "-q",
             "--input-format",
             "csv",
             "--policy",

@@ -45,6 +45,13 @@ pub fn run_site(site: &Path, args: &[&str], stdin: Option<&str>) -> Output {
     run(&all, stdin)
 }
 
+/// Runs `smsrefresh run --site SITE --no-save --format jsonl -q ARGS…`.
+pub fn run_jsonl(site: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+    let mut all = vec!["--no-save", "--format", "jsonl", "-q"];
+    all.extend_from_slice(args);
+    run_site(site, &all, stdin)
+}
+
 pub fn run_cmd(cmd: &mut Command, stdin: Option<&str>) -> Output {
     let mut child = cmd
         .stdin(if stdin.is_some() {

@@ -8,14 +8,14 @@ use std::sync::Arc;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 
-use smsrefresh::batch::{BatchConfig, Executor};
 use smsrefresh::command::parse;
 use smsrefresh::credential::CredentialBuilder;
+use smsrefresh::engine::{BatchConfig, Engine, Executor};
+use smsrefresh::ids::UserKey;
 use smsrefresh::input::{CommandSource, Job};
 use smsrefresh::rules::RefreshRules;
-use smsrefresh::run::Engine;
 use smsrefresh::site::{Site, SnapshotFormat};
-use smsrefresh::store::{Scope, SessionStore};
+use smsrefresh::store::{Op, Scope};
 use smsrefresh::synthetic::{GEN_EPOCH, GenConfig, generate};
 
 /// The allocator the `smsrefresh` binary uses, so that these figures match it.
@@ -49,7 +49,7 @@ fn parser(c: &mut Criterion) {
     for (i, line) in lines.iter().enumerate() {
         let line = smsrefresh::command::reader::strip_prompt(line);
         g.bench_with_input(BenchmarkId::new("parse", i), line, |b, l| {
-            b.iter(|| parse(black_box(l)))
+            b.iter(|| parse(black_box(l)));
         });
     }
     let cmd = parse(lines[0]).expect("valid");
@@ -115,14 +115,14 @@ fn rules(c: &mut Criterion) {
     let new = new.build();
     let mut g = c.benchmark_group("rules");
     g.bench_function("decide_by_glob", |b| {
-        b.iter(|| rules.decide(black_box("tagvalue_session_index")))
+        b.iter(|| rules.decide(black_box("tagvalue_session_index")));
     });
     g.bench_function("merge_matching", |b| {
-        b.iter(|| rules.merge(black_box(&old), black_box(&new)))
+        b.iter(|| rules.merge(black_box(&old), black_box(&new)));
     });
     rules.compile();
     g.bench_function("merge_compiled", |b| {
-        b.iter(|| rules.merge(black_box(&old), black_box(&new)))
+        b.iter(|| rules.merge(black_box(&old), black_box(&new)));
     });
     g.finish();
 }
@@ -131,12 +131,7 @@ fn store_and_engine(c: &mut Criterion) {
     let tmp = site(20_000);
     let dir = tmp.path().join("site");
     let engine = Engine::load(&dir, Some(GEN_EPOCH), true).expect("engine");
-    let entry = engine
-        .site
-        .registry
-        .get("user0000042")
-        .expect("user")
-        .clone();
+    let entry = engine.site.registry.get("user0000042").expect("user");
     let realm = engine
         .site
         .topology
@@ -144,16 +139,16 @@ fn store_and_engine(c: &mut Criterion) {
         .expect("realm");
     let mut g = c.benchmark_group("store");
     g.bench_function("refresh_user", |b| {
+        let ctx = engine.context();
         b.iter(|| {
-            let mut rebuild = smsrefresh::exec::rebuilder(&engine.rules, &entry);
-            engine.site.store.ops().refresh_user(
+            let op = Op::RefreshUser {
                 realm,
-                "user0000042",
-                Scope::Realm,
-                &engine.clock,
-                &mut rebuild,
-            )
-        })
+                user: UserKey::of("user0000042"),
+                scope: Scope::Realm,
+                fresh: entry.credential(),
+            };
+            engine.site.store.apply(&engine.clock, &[op], &ctx)
+        });
     });
     g.finish();
 
@@ -196,23 +191,23 @@ fn loaders(c: &mut Criterion) {
             let store = smsrefresh::store::MemoryStore::default();
             smsrefresh::site::snapshot::load(&dir.join("sessions.jsonl"), &topology, &store)
                 .expect("load");
-            store.len()
-        })
+            store.session_count()
+        });
     });
     g.bench_function("binary", |b| {
         b.iter(|| {
             let store = smsrefresh::store::MemoryStore::default();
             smsrefresh::site::binary::load(&dir.join("sessions.bin"), &topology, &store)
                 .expect("load");
-            store.len()
-        })
+            store.session_count()
+        });
     });
     g.bench_function("registry_jsonl", |b| {
         b.iter(|| {
             smsrefresh::site::Registry::load_jsonl(Path::new(&dir.join("registry.jsonl")))
                 .expect("registry")
                 .len()
-        })
+        });
     });
     g.finish();
 }

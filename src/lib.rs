@@ -1,26 +1,24 @@
 //! smsrefresh: a policy-driven batch engine for IBM Security Verify Access (ISVA) WebSEAL
 //! session credential refreshes.
 //!
-//! The library owns everything but argument parsing: the pdadmin command grammar
-//! ([`command`]), the site files ([`site`]), the partitioned session store ([`store`]),
-//! the WebSEAL credential refresh rules ([`rules`]), command execution ([`exec`]), result
-//! rendering ([`output`]) and whole runs ([`run`]). The `smsrefresh` binary only converts its
-//! command line into the validated configurations these modules take.
+//! The library owns everything but the command line. From the bottom up (see
+//! `docs/ARCHITECTURE.md`): shared names and ids ([`ids`], [`time`], [`message`]); the
+//! credential model and refresh rules ([`credential`], [`rules`], [`session`]); the pdadmin
+//! grammar ([`command`]); the session-store boundary and its in-memory store ([`store`]);
+//! the site's files ([`site`]); inputs ([`input`]); executing one command ([`exec`]);
+//! policies ([`policy`]); the parallel engine ([`engine`]); result rendering ([`output`]);
+//! whole runs ([`run`]); synthetic sites ([`synthetic`]). The `smsrefresh` binary converts
+//! its command line into the validated configurations these modules take.
 
-pub mod batch;
-pub mod bench;
 pub mod command;
 pub mod credential;
-pub mod fold;
-pub mod hash;
+pub mod engine;
+pub mod exec;
+pub mod ids;
 pub mod input;
-pub mod intern;
-pub mod lines;
 pub mod message;
-pub mod ordered;
 pub mod output;
 pub mod policy;
-pub mod report;
 pub mod rules;
 pub mod run;
 pub mod session;
@@ -29,4 +27,8 @@ pub mod store;
 pub mod synthetic;
 pub mod time;
 
-pub mod exec;
+pub(crate) mod fold;
+pub(crate) mod hash;
+pub(crate) mod intern;
+pub(crate) mod lines;
+pub(crate) mod ordered;

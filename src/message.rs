@@ -91,6 +91,7 @@ catalog! {
     UNKNOWN_CODE = ("SMRCM0206E", 0x534d_52ce, false, "No message has the status code or ID %s.");
     BAD_ROW = ("SMRIN0207E", 0x534d_52cf, false, "The input row is not valid: %s");
     NOT_RUN = ("SMRCM0208E", 0x534d_52d0, false, "The command was not run: an earlier command failed and --fail-fast is set.");
+    STORE_UNAVAILABLE = ("SMRST0209E", 0x534d_52d1, false, "The session store could not complete the command; nothing was changed: %s");
 }
 
 /// Looks a message up by ID (any case) or by status code (`0x…` hex or decimal).

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use compact_str::CompactString;
 
 use crate::credential::Credential;
-use crate::site::topology::{RealmId, ReplicaSetId, ServerId};
+use crate::ids::{RealmId, ReplicaSetId, ServerId};
 
 /// One WebSEAL user session.
 #[derive(Debug, Clone, PartialEq, Eq)]

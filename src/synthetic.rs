@@ -141,6 +141,52 @@ fn write_topology(path: &Path, l: &Layout) -> io::Result<()> {
     fs::write(path, out)
 }
 
+/// A user's groups (5 to 15 distinct ones) and registry attributes.
+fn registry_entry(rng: &mut Rng, user: &str, groups: u64) -> (Vec<String>, serde_json::Value) {
+    let ngroups = 5 + rng.below(11);
+    let want = ngroups.min(groups) as usize;
+    let mut user_groups: Vec<String> = Vec::with_capacity(want);
+    while user_groups.len() < want {
+        let g = format!("group{:04}", rng.below(groups));
+        if !user_groups.contains(&g) {
+            user_groups.push(g);
+        }
+    }
+    let dept = DEPARTMENTS[rng.below(DEPARTMENTS.len() as u64) as usize];
+    let attributes = json!({
+        "emailAddress": format!("{user}@example.com"),
+        "departmentNumber": dept,
+        "employeeType": if rng.below(10) == 0 { "contractor" } else { "employee" },
+        "preferredLanguage": "en",
+        "title": format!("title{}", rng.below(40)),
+        "telephoneNumber": format!("+1-555-{:04}", rng.below(10_000)),
+    });
+    (user_groups, attributes)
+}
+
+/// Where a session of a user whose home realm is `home` sits: (realm, replica set, server).
+fn place(rng: &mut Rng, l: &Layout, home: usize) -> (usize, usize, usize) {
+    // Most sessions are in the user's home realm; some in another.
+    let realm = if l.realms.len() > 1 && rng.below(5) == 0 {
+        rng.below(l.realms.len() as u64) as usize
+    } else {
+        home
+    };
+    let sets: Vec<usize> = (0..l.sets.len())
+        .filter(|s| l.sets[*s].1 == realm)
+        .collect();
+    let set = sets[rng.below(sets.len() as u64) as usize];
+    let servers: Vec<usize> = (0..l.servers.len())
+        .filter(|s| l.servers[*s].1.contains(&set))
+        .collect();
+    let server = if servers.is_empty() {
+        0
+    } else {
+        servers[rng.below(servers.len() as u64) as usize]
+    };
+    (realm, set, server)
+}
+
 /// Writes `topology.yaml`, `registry.jsonl`, `sessions.jsonl` and `users.csv` under `cfg.out`.
 pub fn generate(cfg: &GenConfig) -> io::Result<GenSummary> {
     fs::create_dir_all(&cfg.out)?;
@@ -163,24 +209,7 @@ pub fn generate(cfg: &GenConfig) -> io::Result<GenSummary> {
     let mut counter: u64 = 0;
     for i in 1..=cfg.users {
         let user = format!("user{i:07}");
-        let ngroups = 5 + rng.below(11);
-        let want = ngroups.min(groups) as usize;
-        let mut user_groups: Vec<String> = Vec::with_capacity(want);
-        while user_groups.len() < want {
-            let g = format!("group{:04}", rng.below(groups));
-            if !user_groups.contains(&g) {
-                user_groups.push(g);
-            }
-        }
-        let dept = DEPARTMENTS[rng.below(DEPARTMENTS.len() as u64) as usize];
-        let attributes = json!({
-            "emailAddress": format!("{user}@example.com"),
-            "departmentNumber": dept,
-            "employeeType": if rng.below(10) == 0 { "contractor" } else { "employee" },
-            "preferredLanguage": "en",
-            "title": format!("title{}", rng.below(40)),
-            "telephoneNumber": format!("+1-555-{:04}", rng.below(10_000)),
-        });
+        let (user_groups, attributes) = registry_entry(&mut rng, &user, groups);
         serde_json::to_writer(
             &mut registry,
             &json!({"user": user, "groups": user_groups, "attributes": attributes}),
@@ -208,24 +237,7 @@ pub fn generate(cfg: &GenConfig) -> io::Result<GenSummary> {
         credential["tagvalue_login_realm"] = json!(l.realms[home]);
         writeln!(users_csv, "{user},{}", l.realms[home])?;
         for _ in 0..nsessions {
-            // Most sessions are in the user's home realm; some in another.
-            let realm = if l.realms.len() > 1 && rng.below(5) == 0 {
-                rng.below(l.realms.len() as u64) as usize
-            } else {
-                home
-            };
-            let sets: Vec<usize> = (0..l.sets.len())
-                .filter(|s| l.sets[*s].1 == realm)
-                .collect();
-            let set = sets[rng.below(sets.len() as u64) as usize];
-            let servers: Vec<usize> = (0..l.servers.len())
-                .filter(|s| l.servers[*s].1.contains(&set))
-                .collect();
-            let server = if servers.is_empty() {
-                0
-            } else {
-                servers[rng.below(servers.len() as u64) as usize]
-            };
+            let (realm, set, server) = place(&mut rng, &l, home);
             counter += 1;
             let created = GEN_EPOCH - 86_400 + rng.below(86_400) as i64;
             let last_access = created + rng.below(3600) as i64;

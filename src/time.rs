@@ -5,7 +5,7 @@
 /// Fractions of a second are truncated: session times are kept to the second.
 pub fn parse_timestamp(s: &str) -> Result<i64, String> {
     s.parse::<jiff::Timestamp>()
-        .map(|t| t.as_second())
+        .map(jiff::Timestamp::as_second)
         .map_err(|e| format!("`{s}` is not an RFC 3339 time such as 2026-11-27T08:00:00Z ({e})"))
 }
 

@@ -184,96 +184,74 @@ impl Command {
             Command::Errtext { code } => vec![Kw("errtext"), Arg(code)],
             Command::Task { server, task } => {
                 let mut w = vec![Kw("server"), Kw("task"), Arg(server)];
-                match task {
-                    Task::SmsRefreshAll { user, realm } => {
-                        w.extend([
-                            Kw("sms"),
-                            Kw("session"),
-                            Kw("refresh"),
-                            Kw("all_sessions"),
-                            Arg(user),
-                        ]);
-                        opts.push(("realm", realm));
-                    }
-                    Task::SmsRefreshSession { id, realm } => {
-                        w.extend([
-                            Kw("sms"),
-                            Kw("session"),
-                            Kw("refresh"),
-                            Kw("session"),
-                            Arg(id),
-                        ]);
-                        opts.push(("realm", realm));
-                    }
-                    Task::SmsTerminateAll { user, realm } => {
-                        w.extend([
-                            Kw("sms"),
-                            Kw("session"),
-                            Kw("terminate"),
-                            Kw("all_sessions"),
-                            Arg(user),
-                        ]);
-                        opts.push(("realm", realm));
-                    }
-                    Task::SmsTerminateSession { id, realm } => {
-                        w.extend([
-                            Kw("sms"),
-                            Kw("session"),
-                            Kw("terminate"),
-                            Kw("session"),
-                            Arg(id),
-                        ]);
-                        opts.push(("realm", realm));
-                    }
-                    Task::SmsSessionList {
-                        realm,
-                        pattern,
-                        max,
-                    } => {
-                        // IBM writes `-realm` before the pattern here; keep that order.
-                        w.extend([
-                            Kw("sms"),
-                            Kw("session"),
-                            Kw("list"),
-                            Word::OptionsHere,
-                            Arg(pattern),
-                            Word::Owned(max.to_string()),
-                        ]);
-                        opts.push(("realm", realm));
-                    }
-                    Task::SmsRealmList => w.extend([Kw("sms"), Kw("realm"), Kw("list")]),
-                    Task::SmsRealmShow { realm } => {
-                        w.extend([Kw("sms"), Kw("realm"), Kw("show"), Arg(realm)]);
-                    }
-                    Task::SmsReplicaSetList { realm } => {
-                        w.extend([Kw("sms"), Kw("replica"), Kw("set"), Kw("list")]);
-                        if let Some(realm) = realm {
-                            opts.push(("realm", realm));
-                        }
-                    }
-                    Task::SmsReplicaSetShow { replica_set } => {
-                        w.extend([
-                            Kw("sms"),
-                            Kw("replica"),
-                            Kw("set"),
-                            Kw("show"),
-                            Arg(replica_set),
-                        ]);
-                    }
-                    Task::RefreshAll { user } => {
-                        w.extend([Kw("refresh"), Kw("all_sessions"), Arg(user)])
-                    }
-                    Task::TerminateAll { user } => {
-                        w.extend([Kw("terminate"), Kw("all_sessions"), Arg(user)])
-                    }
-                    Task::TerminateSession { id } => {
-                        w.extend([Kw("terminate"), Kw("session"), Arg(id)])
-                    }
-                }
+                task_words(task, &mut w, &mut opts);
                 w
             }
         };
         (words, opts)
+    }
+}
+
+/// The words after `server task S`.
+fn task_words<'a>(task: &'a Task, w: &mut Vec<Word<'a>>, opts: &mut Vec<(&'static str, &'a str)>) {
+    use Word::Arg;
+    let kw = |w: &mut Vec<Word<'a>>, words: &[&'static str], arg: Option<&'a str>| {
+        w.extend(words.iter().map(|k| Word::Kw(k)));
+        w.extend(arg.map(Arg));
+    };
+    match task {
+        Task::SmsRefreshAll { user, realm } => {
+            kw(
+                w,
+                &["sms", "session", "refresh", "all_sessions"],
+                Some(user),
+            );
+            opts.push(("realm", realm));
+        }
+        Task::SmsRefreshSession { id, realm } => {
+            kw(w, &["sms", "session", "refresh", "session"], Some(id));
+            opts.push(("realm", realm));
+        }
+        Task::SmsTerminateAll { user, realm } => {
+            kw(
+                w,
+                &["sms", "session", "terminate", "all_sessions"],
+                Some(user),
+            );
+            opts.push(("realm", realm));
+        }
+        Task::SmsTerminateSession { id, realm } => {
+            kw(w, &["sms", "session", "terminate", "session"], Some(id));
+            opts.push(("realm", realm));
+        }
+        Task::SmsSessionList {
+            realm,
+            pattern,
+            max,
+        } => {
+            // IBM writes `-realm` before the pattern here; keep that order.
+            kw(w, &["sms", "session", "list"], None);
+            w.extend([
+                Word::OptionsHere,
+                Arg(pattern),
+                Word::Owned(max.to_string()),
+            ]);
+            opts.push(("realm", realm));
+        }
+        Task::SmsRealmList => kw(w, &["sms", "realm", "list"], None),
+        Task::SmsRealmShow { realm } => kw(w, &["sms", "realm", "show"], Some(realm)),
+        Task::SmsReplicaSetList { realm } => {
+            kw(w, &["sms", "replica", "set", "list"], None);
+            if let Some(realm) = realm {
+                opts.push(("realm", realm));
+            }
+        }
+        Task::SmsReplicaSetShow { replica_set } => {
+            kw(w, &["sms", "replica", "set", "show"], Some(replica_set));
+        }
+        Task::RefreshAll { user } => kw(w, &["refresh", "all_sessions"], Some(user)),
+        Task::TerminateAll { user } => kw(w, &["terminate", "all_sessions"], Some(user)),
+        Task::TerminateSession { id } => kw(w, &["terminate", "session"], Some(id)),
     }
 }
 

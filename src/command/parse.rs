@@ -381,6 +381,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::too_many_lines, reason = "one table of cases")]
     fn every_command_of_the_table() {
         let s = "server task web-webseald-h sms ";
         let cases: Vec<(&str, Task)> = vec![

@@ -1,394 +1,241 @@
-//! Executing one pdadmin command against a loaded site (contract §3, §4, §10).
+//! Executing pdadmin commands against a loaded site (contract §3, §4, §10), in three steps
+//! that let the engine batch the store's work:
 //!
-//! Checks run in the order §10 fixes: the command parses, then the server exists, then the
-//! realm, then the session id, then the user is in the registry, then there are live
-//! sessions (a warning when there are none).
+//! 1. [`Context::prepare`] makes every check that needs no session, in the order §10 fixes
+//!    (the server exists, then the realm, then, for a user's refresh, the user is in the
+//!    registry) and turns the command into a [`Step`]: an outcome already decided, store
+//!    operations, or a read of the whole store;
+//! 2. the store applies the operations of many commands at once ([`SessionStore::apply`]);
+//! 3. [`Context::finish`] turns what the store did into the command's outcome (the session
+//!    id's checks come from the store: unknown id, then user missing from the registry, then
+//!    no live sessions).
+//!
+//! [`Context::execute`] does all three for one command alone.
 
-// The helpers below return the final outcome as their `Err`: it is built once and moved
-// out, and boxing it would add an allocation per failed command on the hot path.
-#![allow(clippy::result_large_err)]
-
+mod finish;
+mod lists;
 pub mod result;
 
-use wildmatch::WildMatchPattern;
+use smallvec::SmallVec;
 
+pub use finish::Finish;
 pub use result::{CommandResult, CommandText, Item, NamedItem, Outcome, SessionItem, Status};
 
 use crate::command::{Command, Task};
 use crate::credential::Credential;
-use crate::fold::fold;
+use crate::ids::{ServerId, UserKey};
 use crate::message::{self as msg, Message};
 use crate::rules::RefreshRules;
-use crate::session::{Clock, Session};
-use crate::site::registry::UserEntry;
-use crate::site::topology::{RealmId, ServerId};
+use crate::session::Clock;
 use crate::site::{Registry, Topology};
-use crate::store::{Scope, SessionOps, SessionStore};
-use crate::time::format_timestamp;
+use crate::store::{Op, Refresher, Scope, SessionStore, Within};
 
-/// `session list` patterns: `*` is the only wildcard (as dscadmin documents), compared
-/// case-insensitively.
-type UserPattern = WildMatchPattern<'*', '\u{0}'>;
-
-/// Everything a command runs against. Session operations go through a [`SessionOps`]
-/// given per call: the whole store, or one partition the batch engine has locked.
+/// Everything a command runs against.
 pub struct Context<'a> {
     pub topology: &'a Topology,
     pub registry: &'a Registry,
-    /// For the commands that read every partition (lists, replica set counts).
     pub store: &'a dyn SessionStore,
     pub rules: &'a RefreshRules,
     pub clock: Clock,
 }
 
-fn fail(m: &'static Message, args: &[&str]) -> Outcome {
+/// A command after the checks that need no session.
+#[derive(Debug)]
+pub enum Step<'a> {
+    /// The outcome is decided (a list of the topology, `errtext`, or an early failure).
+    Done(Outcome),
+    /// The store's operations, then how their results become the outcome.
+    Store {
+        ops: SmallVec<[Op<'a>; 1]>,
+        finish: Finish<'a>,
+    },
+    /// A read of the whole store (`session list`, `replica set show`): it must see every
+    /// earlier command's changes and none of the later ones'.
+    WholeStore,
+}
+
+pub(crate) fn fail(m: &'static Message, args: &[&str]) -> Outcome {
     Outcome::new(m, args)
 }
 
-/// Builds merged credentials for one user's sessions, memoising on the old credential so
-/// that sessions sharing one credential keep sharing the merged one.
-pub fn rebuilder<'a>(
-    rules: &'a RefreshRules,
-    entry: &'a UserEntry,
-) -> impl FnMut(&Credential) -> Credential + 'a {
-    let base = entry.credential();
-    // One entry covers the usual case (a user's sessions share one credential) without
-    // allocating; more distinct credentials spill into the vector.
-    let mut last: Option<(Credential, Credential)> = None;
-    let mut memo: Vec<(Credential, Credential)> = Vec::new();
-    move |old: &Credential| {
-        if let Some((o, n)) = &last
-            && Credential::ptr_eq(o, old)
-        {
-            return n.clone();
-        }
-        if let Some((_, n)) = memo.iter().find(|(o, _)| Credential::ptr_eq(o, old)) {
-            return n.clone();
-        }
-        let new = rules.merge(old, base);
-        if let Some(prev) = last.replace((old.clone(), new.clone())) {
-            memo.push(prev);
-        }
-        new
+/// The registry side of a refresh: the store asks it for users' fresh credentials.
+impl Refresher for Context<'_> {
+    fn fresh(&self, user: &str) -> Option<&Credential> {
+        self.registry
+            .get(user)
+            .map(super::site::registry::UserEntry::credential)
+    }
+
+    fn merge(&self, old: &Credential, fresh: &Credential) -> Credential {
+        self.rules.merge(old, fresh)
     }
 }
 
-impl Context<'_> {
-    /// Executes one parsed command with `ops`.
-    pub fn execute(&self, ops: &mut dyn SessionOps, cmd: &Command) -> Outcome {
-        match cmd {
-            Command::ServerList => {
-                let items: Vec<Item> = self
-                    .topology
-                    .servers
-                    .iter()
-                    .map(|s| Item::Named(NamedItem::new(&s.name)))
-                    .collect();
-                self.listed(items)
+impl<'a> Context<'a> {
+    /// Executes one command on its own: prepare, apply, finish.
+    pub fn execute(&self, cmd: &'a Command) -> Outcome {
+        match self.prepare(cmd) {
+            Step::Done(outcome) => outcome,
+            Step::WholeStore => self.read_whole_store(cmd),
+            Step::Store { ops, finish } => {
+                let applied = self.store.apply(&self.clock, &ops, self);
+                self.finish(&finish, &applied)
             }
-            Command::Errtext { code } => match msg::lookup(code) {
-                Some(m) => Outcome {
-                    looked_up: Some(m),
-                    ..Outcome::new(m, &[])
-                }
-                .with_text(m.text)
-                .with_status(Status::Ok),
-                None => fail(&msg::UNKNOWN_CODE, &[code]),
-            },
+        }
+    }
+
+    /// The checks that need no session, and what is left for the store.
+    pub fn prepare(&self, cmd: &'a Command) -> Step<'a> {
+        match cmd {
+            Command::ServerList => Step::Done(self.server_list()),
+            Command::Errtext { code } => Step::Done(lists::errtext(code)),
             Command::Task { server, task } => match self.topology.server(server) {
-                None => fail(&msg::UNKNOWN_SERVER, &[server]),
-                Some(id) => self.task(ops, server, id, task),
+                None => Step::Done(fail(&msg::UNKNOWN_SERVER, &[server])),
+                Some(id) => self.task(server, id, task).unwrap_or_else(Step::Done),
             },
         }
     }
 
-    fn listed(&self, items: Vec<Item>) -> Outcome {
-        let n = items.len();
-        Outcome {
-            items: Some(items),
-            total: Some(n as u64),
-            ..Outcome::new(&msg::LISTED, &[&n.to_string()])
-        }
-        .sessions(n)
-    }
-
-    fn realm(&self, name: &str) -> Result<RealmId, Outcome> {
+    fn realm(&self, name: &str) -> Result<crate::ids::RealmId, Outcome> {
         self.topology
             .realm(name)
             .ok_or_else(|| fail(&msg::UNKNOWN_REALM, &[name]))
     }
 
-    fn registry_user(&self, user: &str) -> Result<&UserEntry, Outcome> {
+    fn fresh_for(&self, user: &str) -> Result<&'a Credential, Outcome> {
         self.registry
             .get(user)
+            .map(super::site::registry::UserEntry::credential)
             .ok_or_else(|| fail(&msg::ENTRY_NOT_FOUND, &[]).with_status(Status::Error))
-    }
-
-    /// The live session `id`, which must be in `realm`.
-    fn session_in_realm(
-        &self,
-        ops: &dyn SessionOps,
-        id: &str,
-        realm: RealmId,
-        realm_name: &str,
-    ) -> Result<Session, Outcome> {
-        ops.session(id, &self.clock)
-            .filter(|s| s.realm == realm)
-            .ok_or_else(|| fail(&msg::SESSION_NOT_FOUND, &[id, realm_name]))
     }
 
     fn task(
         &self,
-        ops: &mut dyn SessionOps,
-        server_name: &str,
+        server_name: &'a str,
         server: ServerId,
-        task: &Task,
-    ) -> Outcome {
-        let r = match task {
-            Task::SmsRefreshAll { user, realm } => self.refresh_all(ops, user, realm),
-            Task::SmsTerminateAll { user, realm } => self.realm(realm).map(|rid| {
-                let n = ops.terminate_user(rid, &fold(user), Scope::Realm, &self.clock);
-                self.terminated(n, user, realm)
-            }),
-            Task::SmsRefreshSession { id, realm } => self.refresh_session(ops, id, realm),
-            Task::SmsTerminateSession { id, realm } => self.realm(realm).and_then(|rid| {
-                self.session_in_realm(ops, id, rid, realm)?;
-                let done = ops.terminate_session(id, &self.clock);
-                Ok(self.terminated(usize::from(done), "", realm))
-            }),
-            Task::SmsSessionList {
-                realm,
-                pattern,
-                max,
-            } => self
-                .realm(realm)
-                .map(|rid| self.session_list(rid, pattern, *max)),
-            Task::SmsRealmList => Ok(self.listed(
-                self.topology
-                    .realms
-                    .iter()
-                    .map(|r| Item::Named(NamedItem::new(&r.name)))
-                    .collect(),
-            )),
-            Task::SmsRealmShow { realm } => self.realm(realm).map(|rid| {
-                let sets = &self.topology.realm_def(rid).replica_sets;
-                self.listed(
-                    sets.iter()
-                        .map(|rs| {
-                            Item::Named(NamedItem::new(&self.topology.replica_set_def(*rs).name))
-                        })
-                        .collect(),
+        task: &'a Task,
+    ) -> Result<Step<'a>, Outcome> {
+        let store = |op: Op<'a>, finish: Finish<'a>| Step::Store {
+            ops: SmallVec::from_elem(op, 1),
+            finish,
+        };
+        Ok(match task {
+            Task::SmsRefreshAll { user, realm } => {
+                let rid = self.realm(realm)?;
+                let fresh = self.fresh_for(user)?;
+                let op = Op::RefreshUser {
+                    realm: rid,
+                    user: UserKey::of(user),
+                    scope: Scope::Realm,
+                    fresh,
+                };
+                store(op, Finish::RefreshAll { user, realm })
+            }
+            Task::SmsTerminateAll { user, realm } => {
+                let rid = self.realm(realm)?;
+                let op = Op::TerminateUser {
+                    realm: rid,
+                    user: UserKey::of(user),
+                    scope: Scope::Realm,
+                };
+                store(op, Finish::TerminateAll { user, realm })
+            }
+            Task::SmsRefreshSession { id, realm } => {
+                let within = Within::Realm(self.realm(realm)?);
+                store(
+                    Op::RefreshSession { id, within },
+                    Finish::RefreshSession { id, realm },
                 )
-            }),
-            Task::SmsReplicaSetList { realm } => {
-                let filter = realm.as_deref().map(|r| self.realm(r)).transpose();
-                filter.map(|filter| {
-                    let items = self
-                        .topology
-                        .replica_sets
-                        .iter()
-                        .filter(|rs| filter.is_none_or(|f| rs.realm == f))
-                        .map(|rs| {
-                            Item::Named(NamedItem {
-                                name: rs.name.clone(),
-                                realm: Some(self.topology.realm_def(rs.realm).name.clone()),
-                            })
-                        })
-                        .collect();
-                    self.listed(items)
-                })
             }
-            Task::SmsReplicaSetShow { replica_set } => match self.topology.replica_set(replica_set)
-            {
-                None => Err(fail(&msg::UNKNOWN_REPLICA_SET, &[replica_set])),
-                Some(rs) => {
-                    let def = self.topology.replica_set_def(rs);
-                    let mut live = 0usize;
-                    self.store.scan(&self.clock, &mut |s| {
-                        live += usize::from(s.replica_set == rs)
-                    });
-                    let items: Vec<Item> = def
-                        .servers
-                        .iter()
-                        .map(|s| Item::Named(NamedItem::new(&self.topology.server_def(*s).name)))
-                        .collect();
-                    let n = items.len();
-                    Ok(Outcome {
-                        items: Some(items),
-                        total: Some(n as u64),
-                        ..Outcome::new(
-                            &msg::REPLICA_SET_SHOWN,
-                            &[&def.name, &n.to_string(), &live.to_string()],
-                        )
-                    }
-                    .sessions(n))
+            Task::SmsTerminateSession { id, realm } => {
+                let within = Within::Realm(self.realm(realm)?);
+                store(
+                    Op::TerminateSession { id, within },
+                    Finish::TerminateSession { id, realm },
+                )
+            }
+            Task::SmsSessionList { realm, .. } => {
+                self.realm(realm)?;
+                Step::WholeStore
+            }
+            Task::SmsReplicaSetShow { replica_set } => {
+                if self.topology.replica_set(replica_set).is_none() {
+                    return Err(fail(&msg::UNKNOWN_REPLICA_SET, &[replica_set]));
                 }
-            },
-            Task::RefreshAll { user } => self.webseal_refresh(ops, server_name, server, user),
-            Task::TerminateAll { user } => {
-                Ok(self.webseal_terminate(ops, server_name, server, user))
+                Step::WholeStore
             }
+            Task::SmsRealmList | Task::SmsRealmShow { .. } | Task::SmsReplicaSetList { .. } => {
+                Step::Done(self.topology_list(task)?)
+            }
+            Task::RefreshAll { user } => self.webseal_refresh(server_name, server, user)?,
+            Task::TerminateAll { user } => self.webseal_terminate(server_name, server, user),
             Task::TerminateSession { id } => {
                 let sets = &self.topology.server_def(server).replica_sets;
-                match ops
-                    .session(id, &self.clock)
-                    .filter(|s| sets.contains(&s.replica_set))
-                {
-                    None => Err(fail(&msg::SESSION_NOT_ON_SERVER, &[id, server_name])),
-                    Some(_) => {
-                        let done = ops.terminate_session(id, &self.clock);
-                        Ok(self.terminated(usize::from(done), "", ""))
-                    }
-                }
+                let op = Op::TerminateSession {
+                    id,
+                    within: Within::ReplicaSets(sets),
+                };
+                store(
+                    op,
+                    Finish::WebsealTerminateSession {
+                        id,
+                        server: server_name,
+                    },
+                )
             }
-        };
-        r.unwrap_or_else(|e| e)
-    }
-
-    fn terminated(&self, n: usize, user: &str, realm: &str) -> Outcome {
-        if n == 0 {
-            fail(&msg::NO_LIVE_SESSIONS, &[user, realm])
-        } else {
-            Outcome::new(&msg::SESSIONS_TERMINATED, &[&n.to_string()]).sessions(n)
-        }
-    }
-
-    fn refreshed(n: usize) -> Outcome {
-        Outcome::new(&msg::CREDENTIAL_UPDATED, &[&n.to_string()]).sessions(n)
-    }
-
-    fn refresh_all(
-        &self,
-        ops: &mut dyn SessionOps,
-        user: &str,
-        realm: &str,
-    ) -> Result<Outcome, Outcome> {
-        let rid = self.realm(realm)?;
-        let entry = self.registry_user(user)?;
-        let mut rebuild = rebuilder(self.rules, entry);
-        let n = ops.refresh_user(rid, &fold(user), Scope::Realm, &self.clock, &mut rebuild);
-        Ok(if n == 0 {
-            fail(&msg::NO_LIVE_SESSIONS, &[user, realm])
-        } else {
-            Self::refreshed(n)
         })
     }
 
-    fn refresh_session(
-        &self,
-        ops: &mut dyn SessionOps,
-        id: &str,
-        realm: &str,
-    ) -> Result<Outcome, Outcome> {
-        let rid = self.realm(realm)?;
-        let session = self.session_in_realm(ops, id, rid, realm)?;
-        let entry = self.registry_user(&session.user)?;
-        let mut rebuild = rebuilder(self.rules, entry);
-        let done = ops.refresh_session(id, &self.clock, &mut rebuild);
-        Ok(if done {
-            Self::refreshed(1)
-        } else {
-            fail(&msg::SESSION_NOT_FOUND, &[id, realm])
-        })
-    }
-
-    /// The realms whose replica sets `server` serves, with those sets.
-    pub fn server_realms(
-        &self,
-        server: ServerId,
-    ) -> Vec<(RealmId, Vec<crate::site::topology::ReplicaSetId>)> {
-        let mut out: Vec<(RealmId, Vec<_>)> = Vec::new();
-        for rs in &self.topology.server_def(server).replica_sets {
-            let realm = self.topology.replica_set_def(*rs).realm;
-            match out.iter_mut().find(|(r, _)| *r == realm) {
-                Some((_, sets)) => sets.push(*rs),
-                None => out.push((realm, vec![*rs])),
-            }
-        }
-        out
-    }
-
+    /// The plain WebSEAL refresh: the user's sessions in every replica set `server` serves,
+    /// one operation per realm.
     fn webseal_refresh(
         &self,
-        ops: &mut dyn SessionOps,
-        server_name: &str,
+        server_name: &'a str,
         server: ServerId,
-        user: &str,
-    ) -> Result<Outcome, Outcome> {
-        let entry = self.registry_user(user)?;
-        let key = fold(user);
-        let mut n = 0;
-        for (realm, sets) in self.server_realms(server) {
-            let mut rebuild = rebuilder(self.rules, entry);
-            n += ops.refresh_user(
-                realm,
-                &key,
-                Scope::ReplicaSets(&sets),
-                &self.clock,
-                &mut rebuild,
-            );
-        }
-        Ok(if n == 0 {
-            fail(&msg::NO_SESSIONS_ON_SERVER, &[user, server_name])
-        } else {
-            Self::refreshed(n)
+        user: &'a str,
+    ) -> Result<Step<'a>, Outcome> {
+        let fresh = self.fresh_for(user)?;
+        let key = UserKey::of(user);
+        let ops = self
+            .topology
+            .server_def(server)
+            .realms
+            .iter()
+            .map(|(realm, sets)| Op::RefreshUser {
+                realm: *realm,
+                user: key.clone(),
+                scope: Scope::ReplicaSets(sets),
+                fresh,
+            })
+            .collect();
+        Ok(Step::Store {
+            ops,
+            finish: Finish::WebsealRefresh {
+                user,
+                server: server_name,
+            },
         })
     }
 
-    fn webseal_terminate(
-        &self,
-        ops: &mut dyn SessionOps,
-        server_name: &str,
-        server: ServerId,
-        user: &str,
-    ) -> Outcome {
-        let key = fold(user);
-        let n: usize = self
-            .server_realms(server)
+    fn webseal_terminate(&self, server_name: &'a str, server: ServerId, user: &'a str) -> Step<'a> {
+        let key = UserKey::of(user);
+        let ops = self
+            .topology
+            .server_def(server)
+            .realms
             .iter()
-            .map(|(realm, sets)| {
-                ops.terminate_user(*realm, &key, Scope::ReplicaSets(sets), &self.clock)
-            })
-            .sum();
-        if n == 0 {
-            fail(&msg::NO_SESSIONS_ON_SERVER, &[user, server_name])
-        } else {
-            Outcome::new(&msg::SESSIONS_TERMINATED, &[&n.to_string()]).sessions(n)
-        }
-    }
-
-    fn session_list(&self, realm: RealmId, pattern: &str, max: u64) -> Outcome {
-        let matcher = UserPattern::new_case_insensitive(pattern);
-        let mut hits: Vec<(compact_str::CompactString, Session)> = Vec::new();
-        self.store.scan(&self.clock, &mut |s| {
-            if s.realm == realm && matcher.matches(&s.user) {
-                hits.push((fold(&s.user), s.clone()));
-            }
-        });
-        let total = hits.len();
-        hits.sort_unstable_by(|a, b| (&a.0, &a.1.id).cmp(&(&b.0, &b.1.id)));
-        let shown = usize::try_from(max).unwrap_or(usize::MAX).min(total);
-        let t = self.topology;
-        let items: Vec<Item> = hits
-            .into_iter()
-            .take(shown)
-            .map(|(_, s)| {
-                Item::Session(SessionItem {
-                    id: s.id.to_string(),
-                    user: s.user.to_string(),
-                    realm: t.realm_def(s.realm).name.clone(),
-                    replica_set: t.replica_set_def(s.replica_set).name.clone(),
-                    server: t.server_def(s.server).name.clone(),
-                    created: format_timestamp(s.created),
-                    last_access: format_timestamp(s.last_access),
-                })
+            .map(|(realm, sets)| Op::TerminateUser {
+                realm: *realm,
+                user: key.clone(),
+                scope: Scope::ReplicaSets(sets),
             })
             .collect();
-        Outcome {
-            items: Some(items),
-            total: Some(total as u64),
-            ..Outcome::new(&msg::LIST_SHOWN, &[&shown.to_string(), &total.to_string()])
+        Step::Store {
+            ops,
+            finish: Finish::WebsealTerminate {
+                user,
+                server: server_name,
+            },
         }
-        .sessions(shown)
     }
 }

@@ -143,11 +143,7 @@ impl<'t, R: BufRead> CsvSource<'t, R> {
         if let Some(s) = &self.defaults.server {
             return s.clone();
         }
-        let t = self.topology;
-        let id = t.realm(realm).and_then(|r| t.default_server(r));
-        id.map(|s| t.server_def(s).name.clone())
-            .or_else(|| t.servers.first().map(|s| s.name.clone()))
-            .unwrap_or_default()
+        self.topology.default_server_name(realm).to_string()
     }
 }
 

@@ -61,7 +61,10 @@ impl<'a> JsonResult<'a> {
             dry_run: r.dry_run,
             items: r.outcome.items.as_deref(),
             total: r.outcome.total,
-            errtext_code: r.outcome.looked_up.map(|m| m.code_hex()),
+            errtext_code: r
+                .outcome
+                .looked_up
+                .map(super::super::message::Message::code_hex),
         }
     }
 }

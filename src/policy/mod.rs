@@ -219,117 +219,37 @@ impl Policy {
             .map_err(|_| SiteError::at(path, None, None, "the policy is not valid UTF-8"))?;
         let raw: RawPolicy = serde_yaml::from_str(&text)
             .map_err(|e| SiteError::Invalid(Located::from_yaml(path, &e)))?;
-        let dir = path.parent().unwrap_or(Path::new("."));
-        let at = |keys: &[&str], message: String| {
-            SiteError::at(path, locate(&text, keys), Some(keys.join(".")), message)
+        let place = Place {
+            path,
+            text: &text,
+            dir: path.parent().unwrap_or(Path::new(".")),
         };
-        if raw.version != 1 {
-            return Err(at(
-                &["version"],
-                format!("version {} is not supported; expected 1", raw.version),
-            ));
-        }
-        if raw.name.is_empty()
-            || !raw
-                .name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
-        {
-            return Err(at(
-                &["name"],
-                format!("`{}`: expected letters, digits, '.', '_' or '-'", raw.name),
-            ));
-        }
-        let t = &raw.targets;
-        if t.users.is_empty()
-            && t.csv.is_empty()
-            && t.groups.is_empty()
-            && t.user_pattern.is_none()
-            && !t.all_users
-            && t.group_changes.is_none()
-        {
-            return Err(at(&["targets"], "no target: give at least one of users, csv, groups, user_pattern, all_users, group_changes".into()));
-        }
-        for (i, u) in t.users.iter().enumerate() {
-            if u.is_empty() {
-                return Err(at(
-                    &["targets", "users"],
-                    format!("user {} is empty", i + 1),
-                ));
-            }
-        }
-        let needs_realm = !t.users.is_empty()
-            || !t.groups.is_empty()
-            || t.user_pattern.is_some()
-            || t.all_users
-            || t.group_changes.is_some();
-        if needs_realm && raw.realm.is_none() {
-            return Err(at(
-                &["realm"],
-                "these targets need a realm: set `realm:`".into(),
-            ));
-        }
-        let mut csv = Vec::new();
-        for p in &t.csv {
-            let full = dir.join(p);
-            if !full.is_file() {
-                return Err(at(
-                    &["targets", "csv"],
-                    format!("{}: no such file", full.display()),
-                ));
-            }
-            csv.push(CsvTarget { path: full });
-        }
-        let group_changes = match &t.group_changes {
-            None => None,
-            Some(g) => {
-                let load = |p: &PathBuf, key: &str| -> Result<Registry, PolicyError> {
-                    let full = dir.join(p);
-                    if !full.is_file() {
-                        return Err(at(
-                            &["targets", "group_changes", key],
-                            format!("{}: no such file", full.display()),
-                        ));
-                    }
-                    match full.extension().and_then(|e| e.to_str()) {
-                        Some("jsonl") => Registry::load_jsonl(&full),
-                        _ => Registry::load_yaml(&full),
-                    }
-                };
-                Some(GroupChanges {
-                    before: load(&g.before, "before")?,
-                    after: g.after.as_ref().map(|a| load(a, "after")).transpose()?,
-                    groups: g.groups.clone(),
+        place.check_header(&raw)?;
+        place.check_targets(&raw)?;
+        let csv = place.csv_files(&raw.targets)?;
+        let group_changes = raw
+            .targets
+            .group_changes
+            .as_ref()
+            .map(|g| place.group_changes(g))
+            .transpose()?;
+        let sessions = raw
+            .sessions
+            .as_ref()
+            .map(|s| place.session_filter(s))
+            .transpose()?;
+        let rules = raw
+            .credential_refresh
+            .as_ref()
+            .map(|items| {
+                compile_rules(items).map_err(|(i, m)| {
+                    place.at(&["credential_refresh"], format!("rule {}: {m}", i + 1))
                 })
-            }
-        };
-        let sessions = match &raw.sessions {
-            None => None,
-            Some(s) => {
-                let dur = |v: &Option<String>, key: &str| {
-                    v.as_deref()
-                        .map(parse_duration)
-                        .transpose()
-                        .map_err(|m| at(&["sessions", key], m))
-                };
-                Some(SessionFilter {
-                    idle_longer_than: dur(&s.idle_longer_than, "idle_longer_than")?,
-                    older_than: dur(&s.older_than, "older_than")?,
-                    auth_method: s.auth_method.clone(),
-                    replica_set: s.replica_set.clone(),
-                })
-            }
-        };
-        let rules =
-            match &raw.credential_refresh {
-                None => None,
-                Some(items) => Some(compile_rules(items).map_err(|(i, m)| {
-                    at(&["credential_refresh"], format!("rule {}: {m}", i + 1))
-                })?),
-            };
+            })
+            .transpose()?;
         let e = raw.execution;
         if !(e.rate.is_finite() && e.rate >= 0.0) {
-            return Err(at(
+            return Err(place.at(
                 &["execution", "rate"],
                 "expected a number of commands per second, 0 for unlimited".into(),
             ));
@@ -339,7 +259,7 @@ impl Policy {
             bytes,
             name: raw.name,
             description: raw.description,
-            site: raw.site.map(|s| dir.join(s)),
+            site: raw.site.map(|s| place.dir.join(s)),
             action: raw.action,
             realm: raw.realm,
             server: raw.server,
@@ -374,6 +294,122 @@ impl Policy {
     pub fn rule_warnings(&self) -> Vec<String> {
         self.rules.as_ref().map_or_else(Vec::new, |r| {
             r.azn_warnings().into_iter().map(str::to_owned).collect()
+        })
+    }
+}
+
+/// The policy file being checked: errors name its line and key; relative paths start in
+/// its folder.
+struct Place<'a> {
+    path: &'a Path,
+    text: &'a str,
+    dir: &'a Path,
+}
+
+impl Place<'_> {
+    fn at(&self, keys: &[&str], message: String) -> PolicyError {
+        SiteError::at(
+            self.path,
+            locate(self.text, keys),
+            Some(keys.join(".")),
+            message,
+        )
+    }
+
+    fn check_header(&self, raw: &RawPolicy) -> Result<(), PolicyError> {
+        if raw.version != 1 {
+            return Err(self.at(
+                &["version"],
+                format!("version {} is not supported; expected 1", raw.version),
+            ));
+        }
+        let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+        if raw.name.is_empty() || !raw.name.chars().all(allowed) {
+            return Err(self.at(
+                &["name"],
+                format!("`{}`: expected letters, digits, '.', '_' or '-'", raw.name),
+            ));
+        }
+        Ok(())
+    }
+
+    fn check_targets(&self, raw: &RawPolicy) -> Result<(), PolicyError> {
+        let t = &raw.targets;
+        let by_name = !t.users.is_empty()
+            || !t.groups.is_empty()
+            || t.user_pattern.is_some()
+            || t.all_users
+            || t.group_changes.is_some();
+        if !by_name && t.csv.is_empty() {
+            return Err(self.at(&["targets"], "no target: give at least one of users, csv, groups, user_pattern, all_users, group_changes".into()));
+        }
+        if let Some(i) = t.users.iter().position(String::is_empty) {
+            return Err(self.at(&["targets", "users"], format!("user {} is empty", i + 1)));
+        }
+        if by_name && raw.realm.is_none() {
+            return Err(self.at(
+                &["realm"],
+                "these targets need a realm: set `realm:`".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn csv_files(&self, t: &RawTargets) -> Result<Vec<CsvTarget>, PolicyError> {
+        t.csv
+            .iter()
+            .map(|p| {
+                let full = self.dir.join(p);
+                if full.is_file() {
+                    Ok(CsvTarget { path: full })
+                } else {
+                    Err(self.at(
+                        &["targets", "csv"],
+                        format!("{}: no such file", full.display()),
+                    ))
+                }
+            })
+            .collect()
+    }
+
+    fn registry(&self, p: &Path, key: &str) -> Result<Registry, PolicyError> {
+        let full = self.dir.join(p);
+        if !full.is_file() {
+            return Err(self.at(
+                &["targets", "group_changes", key],
+                format!("{}: no such file", full.display()),
+            ));
+        }
+        match full.extension().and_then(|e| e.to_str()) {
+            Some("jsonl") => Registry::load_jsonl(&full),
+            _ => Registry::load_yaml(&full),
+        }
+    }
+
+    fn group_changes(&self, g: &RawGroupChanges) -> Result<GroupChanges, PolicyError> {
+        Ok(GroupChanges {
+            before: self.registry(&g.before, "before")?,
+            after: g
+                .after
+                .as_ref()
+                .map(|a| self.registry(a, "after"))
+                .transpose()?,
+            groups: g.groups.clone(),
+        })
+    }
+
+    fn session_filter(&self, s: &RawSessions) -> Result<SessionFilter, PolicyError> {
+        let dur = |v: &Option<String>, key: &str| {
+            v.as_deref()
+                .map(parse_duration)
+                .transpose()
+                .map_err(|m| self.at(&["sessions", key], m))
+        };
+        Ok(SessionFilter {
+            idle_longer_than: dur(&s.idle_longer_than, "idle_longer_than")?,
+            older_than: dur(&s.older_than, "older_than")?,
+            auth_method: s.auth_method.clone(),
+            replica_set: s.replica_set.clone(),
         })
     }
 }

@@ -15,12 +15,12 @@ use wildmatch::WildMatch;
 use super::{MissingUser, Policy, PolicyAction, PolicyError};
 use crate::command::{Command, Task};
 use crate::fold::fold;
+use crate::ids::{RealmId, UserKey};
 use crate::input::{CsvDefaults, CsvSource, JobKind};
 use crate::session::{Clock, Session};
 use crate::site::registry::Registry;
-use crate::site::topology::RealmId;
-use crate::site::{SiteError, Topology};
-use crate::store::{Scope, SessionStore};
+use crate::site::{Site, SiteError, Topology};
+use crate::store::{SessionStore, StoreError};
 
 /// A resolved policy.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -42,6 +42,8 @@ pub struct Plan {
 pub enum PlanError {
     #[error(transparent)]
     Policy(#[from] PolicyError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
     #[error("{file}: limits.{limit}: the plan has {planned} {what}, over the limit of {value} by {}", planned - value)]
     Limit {
         file: String,
@@ -76,7 +78,11 @@ fn check_names(p: &Policy, topology: &Topology, registry: &Registry) -> Result<(
             format!("the server `{s}` is not in the site's topology"),
         ));
     }
-    let known: HashSet<&str> = registry.users().iter().flat_map(|u| u.groups()).collect();
+    let known: HashSet<&str> = registry
+        .users()
+        .iter()
+        .flat_map(super::super::site::registry::UserEntry::groups)
+        .collect();
     let check_groups = |groups: &[String], keys: &[&str]| match groups
         .iter()
         .find(|g| !known.contains(g.as_str()))
@@ -92,7 +98,12 @@ fn check_names(p: &Policy, topology: &Topology, registry: &Registry) -> Result<(
     if let Some(gc) = &p.group_changes
         && let Some(groups) = &gc.groups
     {
-        let before: HashSet<&str> = gc.before.users().iter().flat_map(|u| u.groups()).collect();
+        let before: HashSet<&str> = gc
+            .before
+            .users()
+            .iter()
+            .flat_map(super::super::site::registry::UserEntry::groups)
+            .collect();
         if let Some(g) = groups
             .iter()
             .find(|g| !known.contains(g.as_str()) && !before.contains(g.as_str()))
@@ -122,11 +133,11 @@ fn live_users(
     realm: RealmId,
     pattern: Option<&str>,
     clock: &Clock,
-) -> Vec<String> {
+) -> Result<Vec<String>, StoreError> {
     let matcher = pattern.map(WildMatch::new_case_insensitive);
     let mut found: HashMap<CompactString, String> = HashMap::new();
-    store.scan(clock, &mut |s| {
-        if s.realm == realm && matcher.as_ref().is_none_or(|m| m.matches(&s.user)) {
+    store.scan(clock, Some(realm), &mut |s| {
+        if matcher.as_ref().is_none_or(|m| m.matches(&s.user)) {
             let key = fold(&s.user);
             match found.get_mut(&key) {
                 Some(name) if s.user.as_str() < name.as_str() => *name = s.user.to_string(),
@@ -136,7 +147,7 @@ fn live_users(
                 }
             }
         }
-    });
+    })?;
     let mut users: Vec<(CompactString, String)> = found
         .into_iter()
         .map(|(k, v)| {
@@ -145,7 +156,7 @@ fn live_users(
         })
         .collect();
     users.sort();
-    users.into_iter().map(|(_, v)| v).collect()
+    Ok(users.into_iter().map(|(_, v)| v).collect())
 }
 
 /// Users whose groups differ (as sets) between two registries, touching `groups` if given.
@@ -191,31 +202,79 @@ fn session_matches(p: &Policy, topology: &Topology, s: &Session, clock: &Clock) 
             .is_none_or(|rs| topology.replica_set(rs) == Some(s.replica_set))
 }
 
-/// Resolves `policy` against a site. `clock` decides which sessions are live and idle.
-pub fn resolve(
-    p: &Policy,
-    topology: &Topology,
-    registry: &Registry,
-    store: &dyn SessionStore,
-    clock: &Clock,
-) -> Result<Plan, PlanError> {
-    check_names(p, topology, registry)?;
-    let default_realm = p.realm.clone().unwrap_or_default();
-    let mut targets: Vec<Target> = Vec::new();
-    let mut seen: HashSet<(CompactString, CompactString)> = HashSet::new();
-    let mut push =
-        |targets: &mut Vec<Target>, user: String, realm: String, server: Option<String>| {
-            if seen.insert((fold(&user), fold(&realm))) {
-                targets.push(Target {
-                    user,
-                    realm,
-                    server,
-                });
-            }
-        };
-    for u in &p.users {
-        push(&mut targets, u.clone(), default_realm.clone(), None);
+/// The targets' de-duplication by (user, realm), keeping the first.
+#[derive(Default)]
+struct Targets {
+    list: Vec<Target>,
+    seen: HashSet<(CompactString, CompactString)>,
+}
+
+impl Targets {
+    fn push(&mut self, user: String, realm: String, server: Option<String>) {
+        if self.seen.insert((fold(&user), fold(&realm))) {
+            self.list.push(Target {
+                user,
+                realm,
+                server,
+            });
+        }
     }
+}
+
+/// Resolves `policy` against a site. `clock` decides which sessions are live and idle.
+pub fn resolve(p: &Policy, site: &Site, clock: &Clock) -> Result<Plan, PlanError> {
+    let (topology, registry) = (&site.topology, &site.registry);
+    check_names(p, topology, registry)?;
+    let targets = collect_targets(p, site, clock)?;
+    let (planned, mut plan) = screen(p, registry, targets);
+    plan.users = planned.len() as u64;
+    if p.sessions.is_some() {
+        per_session_commands(p, site, clock, &planned, &mut plan)?;
+    } else {
+        per_user_commands(p, site, clock, &planned, &mut plan)?;
+    }
+    check_limits(p, &plan)?;
+    Ok(plan)
+}
+
+/// Every selector's users, in the contract's selector order.
+fn collect_targets(p: &Policy, site: &Site, clock: &Clock) -> Result<Vec<Target>, PlanError> {
+    let (topology, registry, store) = (&site.topology, &site.registry, &*site.store);
+    let default_realm = p.realm.clone().unwrap_or_default();
+    let mut targets = Targets::default();
+    for u in &p.users {
+        targets.push(u.clone(), default_realm.clone(), None);
+    }
+    csv_targets(p, topology, &mut targets)?;
+    if !p.groups.is_empty() {
+        for u in registry.users() {
+            if u.groups().iter().any(|g| p.groups.iter().any(|x| x == g)) {
+                targets.push(u.name.to_string(), default_realm.clone(), None);
+            }
+        }
+    }
+    let realm_id = p.realm.as_deref().and_then(|r| topology.realm(r));
+    if let (Some(pattern), Some(rid)) = (&p.user_pattern, realm_id) {
+        for u in live_users(store, registry, rid, Some(pattern), clock)? {
+            targets.push(u, default_realm.clone(), None);
+        }
+    }
+    if let (true, Some(rid)) = (p.all_users, realm_id) {
+        for u in live_users(store, registry, rid, None, clock)? {
+            targets.push(u, default_realm.clone(), None);
+        }
+    }
+    if let Some(gc) = &p.group_changes {
+        let after = gc.after.as_ref().unwrap_or(registry);
+        for u in changed_users(&gc.before, after, gc.groups.as_deref()) {
+            targets.push(u, default_realm.clone(), None);
+        }
+    }
+    Ok(targets.list)
+}
+
+/// The users of the policy's CSV lists, each row with its own realm and server.
+fn csv_targets(p: &Policy, topology: &Topology, targets: &mut Targets) -> Result<(), PlanError> {
     for csv in &p.csv {
         let file = File::open(&csv.path).map_err(|e| SiteError::io(&csv.path, e))?;
         let defaults = CsvDefaults {
@@ -232,12 +291,7 @@ pub fn resolve(
                         task: Task::SmsRefreshAll { user, realm },
                     } = &*cmd
                     {
-                        push(
-                            &mut targets,
-                            user.clone(),
-                            realm.clone(),
-                            Some(server.clone()),
-                        );
+                        targets.push(user.clone(), realm.clone(), Some(server.clone()));
                     }
                 }
                 JobKind::Invalid { detail, .. } => {
@@ -246,37 +300,16 @@ pub fn resolve(
             }
         }
     }
-    if !p.groups.is_empty() {
-        for u in registry.users() {
-            if u.groups().iter().any(|g| p.groups.iter().any(|x| x == g)) {
-                push(
-                    &mut targets,
-                    u.name.to_string(),
-                    default_realm.clone(),
-                    None,
-                );
-            }
-        }
-    }
-    let realm_id = p.realm.as_deref().and_then(|r| topology.realm(r));
-    if let (Some(pattern), Some(rid)) = (&p.user_pattern, realm_id) {
-        for u in live_users(store, registry, rid, Some(pattern), clock) {
-            push(&mut targets, u, default_realm.clone(), None);
-        }
-    }
-    if let (true, Some(rid)) = (p.all_users, realm_id) {
-        for u in live_users(store, registry, rid, None, clock) {
-            push(&mut targets, u, default_realm.clone(), None);
-        }
-    }
-    if let Some(gc) = &p.group_changes {
-        let after = gc.after.as_ref().unwrap_or(registry);
-        for u in changed_users(&gc.before, after, gc.groups.as_deref()) {
-            push(&mut targets, u, default_realm.clone(), None);
-        }
-    }
+    Ok(())
+}
 
-    // Exclusions, then users missing from the registry.
+/// Applies `exclude:`, then `missing_user:`: the planned targets, each with whether it is
+/// terminated, and the plan's counts of what was left out.
+fn screen(
+    p: &Policy,
+    registry: &Registry,
+    mut targets: Vec<Target>,
+) -> (Vec<(Target, bool)>, Plan) {
     let excluded_users: HashSet<CompactString> = p.exclude_users.iter().map(|u| fold(u)).collect();
     let before = targets.len();
     targets.retain(|t| {
@@ -302,97 +335,112 @@ pub fn resolve(
         }
         planned.push((t, terminate));
     }
-    plan.users = planned.len() as u64;
+    (planned, plan)
+}
 
-    let server_for = |t: &Target| -> String {
-        t.server
-            .clone()
-            .or_else(|| p.server.clone())
-            .unwrap_or_else(|| {
-                let id = topology
-                    .realm(&t.realm)
-                    .and_then(|r| topology.default_server(r));
-                id.or_else(|| {
-                    (!topology.servers.is_empty()).then_some(crate::site::topology::ServerId(0))
-                })
-                .map(|s| topology.server_def(s).name.clone())
-                .unwrap_or_default()
-            })
-    };
-    if p.sessions.is_some() {
-        // One pass over the store: the matching live sessions of every planned user.
-        let index: HashMap<(RealmId, CompactString), usize> = planned
-            .iter()
-            .enumerate()
-            .filter_map(|(i, (t, _))| topology.realm(&t.realm).map(|r| ((r, fold(&t.user)), i)))
-            .collect();
-        let mut per_user: Vec<Vec<(u64, String)>> = vec![Vec::new(); planned.len()];
-        store.scan(clock, &mut |s| {
-            if let Some(i) = index.get(&(s.realm, fold(&s.user)))
-                && session_matches(p, topology, s, clock)
-            {
-                per_user[*i].push((s.seq, s.id.to_string()));
-            }
-        });
-        for ((t, terminate), mut ids) in planned.iter().zip(per_user) {
-            ids.sort();
-            plan.sessions += ids.len() as u64;
-            for (_, id) in ids {
-                let realm = t.realm.clone();
-                let task = if *terminate {
-                    Task::SmsTerminateSession { id, realm }
-                } else {
-                    Task::SmsRefreshSession { id, realm }
-                };
-                plan.commands.push(Command::Task {
-                    server: server_for(t),
-                    task,
-                });
-            }
+/// The server a target's command names: the row's, else the policy's, else the realm's
+/// default.
+fn server_for(p: &Policy, topology: &Topology, t: &Target) -> String {
+    t.server
+        .clone()
+        .or_else(|| p.server.clone())
+        .unwrap_or_else(|| topology.default_server_name(&t.realm).to_string())
+}
+
+/// With `sessions:` filters: one command per matching live session of every planned user,
+/// in the order of contract §10 (by `created`, then id).
+fn per_session_commands(
+    p: &Policy,
+    site: &Site,
+    clock: &Clock,
+    planned: &[(Target, bool)],
+    plan: &mut Plan,
+) -> Result<(), PlanError> {
+    let topology = &site.topology;
+    let index: HashMap<(RealmId, UserKey), usize> = planned
+        .iter()
+        .enumerate()
+        .filter_map(|(i, (t, _))| {
+            topology
+                .realm(&t.realm)
+                .map(|r| ((r, UserKey::of(&t.user)), i))
+        })
+        .collect();
+    let mut per_user: Vec<Vec<(i64, String)>> = vec![Vec::new(); planned.len()];
+    // One pass over the store: the matching live sessions of every planned user.
+    site.store.scan(clock, None, &mut |s| {
+        if let Some(i) = index.get(&(s.realm, UserKey::of(&s.user)))
+            && session_matches(p, topology, s, clock)
+        {
+            per_user[*i].push((s.created, s.id.to_string()));
         }
-    } else {
-        for (t, terminate) in &planned {
-            if let Some(r) = topology.realm(&t.realm) {
-                plan.sessions += store
-                    .ops()
-                    .count_user(r, &fold(&t.user), Scope::Realm, clock)
-                    as u64;
-            }
-            let (user, realm) = (t.user.clone(), t.realm.clone());
+    })?;
+    for ((t, terminate), mut ids) in planned.iter().zip(per_user) {
+        ids.sort();
+        plan.sessions += ids.len() as u64;
+        for (_, id) in ids {
+            let realm = t.realm.clone();
             let task = if *terminate {
-                Task::SmsTerminateAll { user, realm }
+                Task::SmsTerminateSession { id, realm }
             } else {
-                Task::SmsRefreshAll { user, realm }
+                Task::SmsRefreshSession { id, realm }
             };
             plan.commands.push(Command::Task {
-                server: server_for(t),
+                server: server_for(p, topology, t),
                 task,
             });
         }
     }
+    Ok(())
+}
 
+/// Without `sessions:` filters: one `refresh|terminate all_sessions` per planned user.
+fn per_user_commands(
+    p: &Policy,
+    site: &Site,
+    clock: &Clock,
+    planned: &[(Target, bool)],
+    plan: &mut Plan,
+) -> Result<(), PlanError> {
+    let topology = &site.topology;
+    let keys: Vec<(RealmId, UserKey)> = planned
+        .iter()
+        .filter_map(|(t, _)| topology.realm(&t.realm).map(|r| (r, UserKey::of(&t.user))))
+        .collect();
+    plan.sessions += site.store.count_live(clock, &keys)?.iter().sum::<usize>() as u64;
+    for (t, terminate) in planned {
+        let (user, realm) = (t.user.clone(), t.realm.clone());
+        let task = if *terminate {
+            Task::SmsTerminateAll { user, realm }
+        } else {
+            Task::SmsRefreshAll { user, realm }
+        };
+        plan.commands.push(Command::Task {
+            server: server_for(p, topology, t),
+            task,
+        });
+    }
+    Ok(())
+}
+
+/// `limits:`: exceeded means strictly greater (contract §10).
+fn check_limits(p: &Policy, plan: &Plan) -> Result<(), PlanError> {
     let file = p.file.display().to_string();
-    if let Some(max) = p.limits.max_users
-        && plan.users > max
-    {
-        return Err(PlanError::Limit {
-            file,
-            limit: "max_users",
-            what: "users",
-            value: max,
-            planned: plan.users,
-        });
-    }
-    if let Some(max) = p.limits.max_sessions
-        && plan.sessions > max
-    {
-        return Err(PlanError::Limit {
-            file,
-            limit: "max_sessions",
-            what: "sessions",
-            value: max,
-            planned: plan.sessions,
-        });
-    }
-    Ok(plan)
+    let over = |limit: &'static str, what: &'static str, max: Option<u64>, planned: u64| match max {
+        Some(value) if planned > value => Err(PlanError::Limit {
+            file: file.clone(),
+            limit,
+            what,
+            value,
+            planned,
+        }),
+        _ => Ok(()),
+    };
+    over("max_users", "users", p.limits.max_users, plan.users)?;
+    over(
+        "max_sessions",
+        "sessions",
+        p.limits.max_sessions,
+        plan.sessions,
+    )
 }

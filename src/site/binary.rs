@@ -29,7 +29,7 @@ use super::topology::{RealmId, ReplicaSetId, ServerId, Topology};
 use crate::credential::Credential;
 use crate::intern::{self, Sym};
 use crate::session::Session;
-use crate::store::SessionStore;
+use crate::store::{MemoryStore, SessionStore};
 
 const MAGIC: &[u8; 8] = b"SMRSNAP\0";
 const VERSION: u32 = 1;
@@ -46,6 +46,26 @@ fn put_varint(out: &mut Vec<u8>, mut v: u64) {
 fn put_str(out: &mut Vec<u8>, s: &str) {
     put_varint(out, s.len() as u64);
     out.extend_from_slice(s.as_bytes());
+}
+
+/// The snapshot's head: magic, version, the names, the attribute-name symbols and the
+/// credential count.
+fn header(names: &[(u8, &str)], sym_list: &[Sym], cred_count: u32) -> Vec<u8> {
+    let mut head: Vec<u8> = Vec::with_capacity(1 << 16);
+    head.extend_from_slice(MAGIC);
+    head.extend_from_slice(&VERSION.to_le_bytes());
+    head.extend_from_slice(&0u32.to_le_bytes());
+    head.extend_from_slice(&(names.len() as u32).to_le_bytes());
+    for (kind, name) in names {
+        head.push(*kind);
+        put_str(&mut head, name);
+    }
+    head.extend_from_slice(&(sym_list.len() as u32).to_le_bytes());
+    for sym in sym_list {
+        put_str(&mut head, intern::resolve(*sym));
+    }
+    head.extend_from_slice(&cred_count.to_le_bytes());
+    head
 }
 
 /// Writes the store as a binary snapshot, atomically.
@@ -70,47 +90,36 @@ pub fn save(path: &Path, topology: &Topology, store: &dyn SessionStore) -> Resul
     let mut sessions: Vec<u8> = Vec::new();
     let mut offsets: Vec<u64> = Vec::new();
     let mut n: u64 = 0;
-    store.for_each_ordered(&mut |s| {
-        if (n as usize).is_multiple_of(BLOCK) {
-            offsets.push(sessions.len() as u64);
-        }
-        let cred = *creds.entry(s.credential.addr()).or_insert_with(|| {
-            let blob = s.credential.remapped(|sym| {
-                *syms.entry(sym).or_insert_with(|| {
-                    sym_list.push(sym);
-                    (sym_list.len() - 1) as u32
-                })
+    store
+        .export(&mut |s| {
+            if (n as usize).is_multiple_of(BLOCK) {
+                offsets.push(sessions.len() as u64);
+            }
+            let cred = *creds.entry(s.credential.addr()).or_insert_with(|| {
+                let blob = s.credential.remapped(|sym| {
+                    *syms.entry(sym).or_insert_with(|| {
+                        sym_list.push(sym);
+                        (sym_list.len() - 1) as u32
+                    })
+                });
+                put_varint(&mut cred_bytes, blob.len() as u64);
+                cred_bytes.extend_from_slice(&blob);
+                cred_count += 1;
+                cred_count - 1
             });
-            put_varint(&mut cred_bytes, blob.len() as u64);
-            cred_bytes.extend_from_slice(&blob);
-            cred_count += 1;
-            cred_count - 1
-        });
-        put_str(&mut sessions, &s.id);
-        put_str(&mut sessions, &s.user);
-        put_varint(&mut sessions, u64::from(s.realm.0));
-        put_varint(&mut sessions, (nr + usize::from(s.replica_set.0)) as u64);
-        put_varint(&mut sessions, (nr + nrs + usize::from(s.server.0)) as u64);
-        sessions.extend_from_slice(&s.created.to_le_bytes());
-        sessions.extend_from_slice(&s.last_access.to_le_bytes());
-        sessions.extend_from_slice(&s.last_refresh.unwrap_or(i64::MIN).to_le_bytes());
-        put_varint(&mut sessions, u64::from(cred));
-        n += 1;
-    });
-    let mut head: Vec<u8> = Vec::with_capacity(1 << 16);
-    head.extend_from_slice(MAGIC);
-    head.extend_from_slice(&VERSION.to_le_bytes());
-    head.extend_from_slice(&0u32.to_le_bytes());
-    head.extend_from_slice(&(names.len() as u32).to_le_bytes());
-    for (kind, name) in &names {
-        head.push(*kind);
-        put_str(&mut head, name);
-    }
-    head.extend_from_slice(&(sym_list.len() as u32).to_le_bytes());
-    for sym in &sym_list {
-        put_str(&mut head, intern::resolve(*sym));
-    }
-    head.extend_from_slice(&cred_count.to_le_bytes());
+            put_str(&mut sessions, &s.id);
+            put_str(&mut sessions, &s.user);
+            put_varint(&mut sessions, u64::from(s.realm.0));
+            put_varint(&mut sessions, (nr + usize::from(s.replica_set.0)) as u64);
+            put_varint(&mut sessions, (nr + nrs + usize::from(s.server.0)) as u64);
+            sessions.extend_from_slice(&s.created.to_le_bytes());
+            sessions.extend_from_slice(&s.last_access.to_le_bytes());
+            sessions.extend_from_slice(&s.last_refresh.unwrap_or(i64::MIN).to_le_bytes());
+            put_varint(&mut sessions, u64::from(cred));
+            n += 1;
+        })
+        .map_err(SiteError::Store)?;
+    let head = header(&names, &sym_list, cred_count);
     let mut tail: Vec<u8> = Vec::with_capacity(16 + offsets.len() * 8);
     tail.extend_from_slice(&n.to_le_bytes());
     tail.extend_from_slice(&(offsets.len() as u32).to_le_bytes());
@@ -206,11 +215,7 @@ enum Name {
 }
 
 /// Loads `path` into `store`. Returns the number of sessions.
-pub fn load(
-    path: &Path,
-    topology: &Topology,
-    store: &dyn SessionStore,
-) -> Result<usize, SiteError> {
+pub fn load(path: &Path, topology: &Topology, store: &MemoryStore) -> Result<usize, SiteError> {
     let bytes = std::fs::read(path).map_err(|e| SiteError::io(path, e))?;
     load_bytes(path, &bytes, topology, store)
 }
@@ -221,7 +226,7 @@ pub fn load_bytes(
     path: &Path,
     bytes: &[u8],
     topology: &Topology,
-    store: &dyn SessionStore,
+    store: &MemoryStore,
 ) -> Result<usize, SiteError> {
     let fail = |m: String| SiteError::at(path, None, None, m);
     if bytes.len() < 12 || &bytes[..8] != MAGIC {
@@ -244,8 +249,8 @@ pub fn load_bytes(
     parse(&mut r, topology, store).map_err(fail)
 }
 
-fn parse(r: &mut Reader<'_>, topology: &Topology, store: &dyn SessionStore) -> R<usize> {
-    r.u32()?;
+/// The realm, replica set and server names, as the topology's ids.
+fn read_names(r: &mut Reader<'_>, topology: &Topology) -> R<Vec<Name>> {
     let n_names = r.u32()? as usize;
     // Counts come from the file: size buffers by what the remaining bytes can hold.
     let mut names = Vec::with_capacity(n_names.min(r.remaining()));
@@ -268,6 +273,12 @@ fn parse(r: &mut Reader<'_>, topology: &Topology, store: &dyn SessionStore) -> R
             _ => return Err("an unknown kind of name".into()),
         });
     }
+    Ok(names)
+}
+
+fn parse(r: &mut Reader<'_>, topology: &Topology, store: &MemoryStore) -> R<usize> {
+    r.u32()?;
+    let names = read_names(r, topology)?;
     let n_syms = r.u32()? as usize;
     let mut syms = Vec::with_capacity(n_syms.min(r.remaining()));
     for _ in 0..n_syms {

@@ -79,6 +79,10 @@ pub enum SiteError {
     NoSite,
     #[error("{}: not a site directory (no topology.yaml)", .0.display())]
     NotASite(PathBuf),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    StoreUrl(#[from] crate::store::url::UrlError),
     #[error("{}: the site is locked by another smsrefresh run (waited {waited_s} s); try again when it ends", path.display())]
     Locked { path: PathBuf, waited_s: u64 },
 }

@@ -1,5 +1,6 @@
 //! A site: one deployment as a directory of files (contract §2, §9): `topology.yaml`, a
-//! registry (`registry.yaml` or `registry.jsonl`) and the session snapshot `sessions.jsonl`.
+//! registry (`registry.yaml` or `registry.jsonl`) and, unless a store URL says otherwise
+//! (contract §11), the session snapshot `sessions.jsonl` or `sessions.bin`.
 
 pub mod atomic;
 pub mod binary;
@@ -17,17 +18,20 @@ pub use error::{Located, SiteError};
 pub use registry::Registry;
 pub use topology::{SnapshotFormat, Topology};
 
-use crate::store::MemoryStore;
+use crate::store::{MemoryStore, SessionStore, StoreUrl};
 
 /// The environment variable naming the site when neither `--site` nor a policy does.
 pub const SITE_ENV: &str = "SMSREFRESH_SITE";
 
-/// A loaded site.
+/// The environment variable naming the session store when `--store` does not.
+pub const STORE_ENV: &str = "SMSREFRESH_STORE";
+
+/// A loaded site: topology and registry from its files, sessions behind a [`SessionStore`].
 pub struct Site {
     pub dir: PathBuf,
     pub topology: Topology,
     pub registry: Registry,
-    pub store: MemoryStore,
+    pub store: Box<dyn SessionStore>,
     /// How long each part of the load took.
     pub load_times: LoadTimes,
 }
@@ -54,6 +58,43 @@ pub fn resolve(explicit: Option<&Path>) -> Result<PathBuf, SiteError> {
     Ok(dir)
 }
 
+/// The store a site's sessions live in (contract §11): `explicit` (`--store`), else
+/// `SMSREFRESH_STORE`, else `store:` in topology.yaml, else the site's files.
+pub fn choose_store(explicit: Option<&str>, topology: &Topology) -> Result<StoreUrl, SiteError> {
+    let env = std::env::var(STORE_ENV)
+        .ok()
+        .filter(|v| !v.trim().is_empty());
+    match explicit
+        .map(str::to_string)
+        .or(env)
+        .or_else(|| topology.store.clone())
+    {
+        None => Ok(StoreUrl::Files),
+        Some(url) => Ok(StoreUrl::parse(&url)?),
+    }
+}
+
+fn load_registry(dir: &Path) -> Result<Registry, SiteError> {
+    let yaml = dir.join("registry.yaml");
+    let jsonl = dir.join("registry.jsonl");
+    match (yaml.is_file(), jsonl.is_file()) {
+        (true, true) => Err(SiteError::at(
+            &yaml,
+            None,
+            None,
+            "both registry.yaml and registry.jsonl exist; a site keeps one registry",
+        )),
+        (true, false) => Registry::load_yaml(&yaml),
+        (false, true) => Registry::load_jsonl(&jsonl),
+        (false, false) => Err(SiteError::at(
+            &yaml,
+            None,
+            None,
+            "the site has no registry (registry.yaml or registry.jsonl)",
+        )),
+    }
+}
+
 impl Site {
     pub fn sessions_path(dir: &Path) -> PathBuf {
         dir.join("sessions.jsonl")
@@ -71,59 +112,33 @@ impl Site {
         }
     }
 
-    /// Loads a site directory with every check of contract §9.
+    /// Loads a site directory with every check of contract §9, its sessions from the store
+    /// that `topology.yaml` or `SMSREFRESH_STORE` names (by default, its files).
     pub fn load(dir: &Path) -> Result<Self, SiteError> {
+        Self::load_with_store(dir, None)
+    }
+
+    /// As [`Site::load`], with `store` (`--store URL`) taking precedence.
+    pub fn load_with_store(dir: &Path, store: Option<&str>) -> Result<Self, SiteError> {
         let t0 = Instant::now();
         let topology = Topology::load(&dir.join("topology.yaml"))?;
+        let url = choose_store(store, &topology)?;
         let t1 = Instant::now();
-        let yaml = dir.join("registry.yaml");
-        let jsonl = dir.join("registry.jsonl");
-        let registry = match (yaml.is_file(), jsonl.is_file()) {
-            (true, true) => {
+        let registry = load_registry(dir)?;
+        let t2 = Instant::now();
+        let store: Box<dyn SessionStore> = match url {
+            StoreUrl::Files => Box::new(Self::load_files(dir, &topology)?),
+            StoreUrl::Redis(_) => {
                 return Err(SiteError::at(
-                    &yaml,
+                    &dir.join("topology.yaml"),
                     None,
-                    None,
-                    "both registry.yaml and registry.jsonl exist; a site keeps one registry",
-                ));
-            }
-            (true, false) => Registry::load_yaml(&yaml)?,
-            (false, true) => Registry::load_jsonl(&jsonl)?,
-            (false, false) => {
-                return Err(SiteError::at(
-                    &yaml,
-                    None,
-                    None,
-                    "the site has no registry (registry.yaml or registry.jsonl)",
+                    Some("store".into()),
+                    format!(
+                        "the store `{url}` needs a Redis backend, which this build of smsrefresh does not have yet"
+                    ),
                 ));
             }
         };
-        let t2 = Instant::now();
-        let store = MemoryStore::default();
-        // The site says which file is its snapshot; the other, if present, is ignored.
-        match topology.snapshot {
-            SnapshotFormat::Jsonl => {
-                let sessions = Self::sessions_path(dir);
-                if sessions.exists() {
-                    snapshot::load(&sessions, &topology, &store)?;
-                }
-            }
-            SnapshotFormat::Binary => {
-                let bin = Self::binary_path(dir);
-                if bin.exists() {
-                    binary::load(&bin, &topology, &store)?;
-                } else if Self::sessions_path(dir).exists() {
-                    return Err(SiteError::at(
-                        &bin,
-                        None,
-                        None,
-                        "topology.yaml says `snapshot: binary` but there is no sessions.bin; \
-                         create it with `smsrefresh convert --site DIR --to binary`",
-                    ));
-                }
-            }
-        }
-        store.shrink();
         let t3 = Instant::now();
         Ok(Self {
             dir: dir.to_path_buf(),
@@ -138,19 +153,56 @@ impl Site {
         })
     }
 
-    /// Replaces the session snapshot atomically, in the site's form.
+    /// The site-files store: the snapshot that `snapshot:` names, loaded into memory.
+    fn load_files(dir: &Path, topology: &Topology) -> Result<MemoryStore, SiteError> {
+        let store = MemoryStore::default();
+        // The site says which file is its snapshot; the other, if present, is ignored.
+        match topology.snapshot {
+            SnapshotFormat::Jsonl => {
+                let sessions = Self::sessions_path(dir);
+                if sessions.exists() {
+                    snapshot::load(&sessions, topology, &store)?;
+                }
+            }
+            SnapshotFormat::Binary => {
+                let bin = Self::binary_path(dir);
+                if bin.exists() {
+                    binary::load(&bin, topology, &store)?;
+                } else if Self::sessions_path(dir).exists() {
+                    return Err(SiteError::at(
+                        &bin,
+                        None,
+                        None,
+                        "topology.yaml says `snapshot: binary` but there is no sessions.bin; \
+                         create it with `smsrefresh convert --site DIR --to binary`",
+                    ));
+                }
+            }
+        }
+        store.shrink();
+        Ok(store)
+    }
+
+    /// Keeps what a run changed: with the site-files store, replaces the snapshot atomically
+    /// in the site's form; a store that keeps each change as it is applied has nothing to do.
     pub fn save(&self) -> Result<(), SiteError> {
-        self.save_as(self.topology.snapshot)
+        if self.store.saved_by_site() {
+            self.save_as(self.topology.snapshot)
+        } else {
+            Ok(())
+        }
     }
 
     /// Writes the sessions in a given form (`convert`).
     pub fn save_as(&self, format: SnapshotFormat) -> Result<(), SiteError> {
         match format {
-            SnapshotFormat::Jsonl => {
-                snapshot::save(&Self::sessions_path(&self.dir), &self.topology, &self.store)
-            }
+            SnapshotFormat::Jsonl => snapshot::save(
+                &Self::sessions_path(&self.dir),
+                &self.topology,
+                &*self.store,
+            ),
             SnapshotFormat::Binary => {
-                binary::save(&Self::binary_path(&self.dir), &self.topology, &self.store)
+                binary::save(&Self::binary_path(&self.dir), &self.topology, &*self.store)
             }
         }
     }

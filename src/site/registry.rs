@@ -73,11 +73,7 @@ struct RawLine {
     attributes: Credential,
 }
 
-fn check_user(
-    name: &str,
-    groups: Vec<String>,
-    attributes: Credential,
-) -> Result<UserEntry, String> {
+fn check_user(name: &str, groups: &[String], attributes: &Credential) -> Result<UserEntry, String> {
     if name.is_empty() {
         return Err("the user name is empty".into());
     }
@@ -89,7 +85,7 @@ fn check_user(
         }
     }
     let mut unique: Vec<&str> = Vec::with_capacity(groups.len());
-    for g in &groups {
+    for g in groups {
         if !unique.contains(&g.as_str()) {
             unique.push(g);
         }
@@ -134,7 +130,7 @@ impl Registry {
             .map_err(|e| SiteError::Invalid(Located::from_yaml(path, &e)))?;
         let mut users = Vec::with_capacity(raw.users.0.len());
         for (name, u) in raw.users.0 {
-            let entry = check_user(&name, u.groups, u.attributes).map_err(|m| {
+            let entry = check_user(&name, &u.groups, &u.attributes).map_err(|m| {
                 SiteError::at(
                     path,
                     locate(&text, &["users", &name]),
@@ -171,7 +167,7 @@ impl Registry {
             .map(|(i, line)| {
                 let at = |m: String| SiteError::at(path, Some(*i as u64 + 1), None, m);
                 let raw: RawLine = serde_json::from_slice(line).map_err(|e| at(e.to_string()))?;
-                check_user(&raw.user, raw.groups, raw.attributes).map_err(at)
+                check_user(&raw.user, &raw.groups, &raw.attributes).map_err(at)
             })
             .collect::<Result<Vec<_>, _>>()?;
         Self::from_entries(users).map_err(|(a, b, _)| {

@@ -17,7 +17,7 @@ use super::error::SiteError;
 use super::topology::Topology;
 use crate::credential::Credential;
 use crate::session::Session;
-use crate::store::SessionStore;
+use crate::store::{MemoryStore, SessionStore};
 use crate::time::{format_timestamp, parse_timestamp};
 
 /// Bytes read per block while loading.
@@ -129,11 +129,7 @@ fn parse_line(
 }
 
 /// Loads `path` into `store`; the first error (by line) is returned. Returns the count.
-pub fn load(
-    path: &Path,
-    topology: &Topology,
-    store: &dyn SessionStore,
-) -> Result<usize, SiteError> {
+pub fn load(path: &Path, topology: &Topology, store: &MemoryStore) -> Result<usize, SiteError> {
     let file = File::open(path).map_err(|e| SiteError::io(path, e))?;
     let size = file.metadata().map_or(0, |m| m.len());
     load_sized(path, file, size, topology, store)
@@ -144,7 +140,7 @@ pub fn load_from(
     path: &Path,
     input: impl Read,
     topology: &Topology,
-    store: &dyn SessionStore,
+    store: &MemoryStore,
 ) -> Result<usize, SiteError> {
     load_sized(path, input, 0, topology, store)
 }
@@ -156,7 +152,7 @@ fn load_sized(
     mut file: impl Read,
     size: u64,
     topology: &Topology,
-    store: &dyn SessionStore,
+    store: &MemoryStore,
 ) -> Result<usize, SiteError> {
     let mut buf: Vec<u8> = Vec::with_capacity(BLOCK + 4096);
     let mut line_no: u64 = 0;
@@ -251,10 +247,10 @@ fn write_to(
     topology: &Topology,
     store: &dyn SessionStore,
 ) -> std::io::Result<()> {
-    let crash = atomic::CrashPoint::new(store.len());
+    let crash = atomic::CrashPoint::new(store.len().map_err(std::io::Error::other)?);
     let mut written = 0usize;
     let mut err: Option<std::io::Error> = None;
-    store.for_each_ordered(&mut |s| {
+    let exported = store.export(&mut |s| {
         if err.is_some() {
             return;
         }
@@ -278,5 +274,6 @@ fn write_to(
         }
         written += 1;
     });
+    exported.map_err(std::io::Error::other)?;
     err.map_or(Ok(()), Err)
 }

@@ -13,20 +13,11 @@ use serde::Deserialize;
 use super::error::{Located, SiteError};
 use super::locate::locate;
 use crate::fold::fold;
+pub use crate::ids::{RealmId, ReplicaSetId, ServerId};
 use crate::ordered::OrderedMap;
 use crate::rules::{RefreshRules, RuleAction};
 
 type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
-
-/// Index of a realm in topology order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct RealmId(pub u16);
-/// Index of a replica set in topology order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ReplicaSetId(pub u16);
-/// Index of a server in topology order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ServerId(pub u16);
 
 #[derive(Debug, Clone)]
 pub struct Realm {
@@ -46,6 +37,9 @@ pub struct ReplicaSet {
 pub struct Server {
     pub name: String,
     pub replica_sets: Vec<ReplicaSetId>,
+    /// The realms whose replica sets this server serves, each with those sets, in topology
+    /// order: where the plain WebSEAL forms act.
+    pub realms: Vec<(RealmId, Vec<ReplicaSetId>)>,
 }
 
 /// The `session:` limits, in seconds; 0 = none.
@@ -74,6 +68,8 @@ pub enum SnapshotFormat {
 pub struct Topology {
     /// Which snapshot file is the site's (`snapshot:`).
     pub snapshot: SnapshotFormat,
+    /// The `store:` URL, as written (absent: the site's files).
+    pub store: Option<String>,
     pub realms: Vec<Realm>,
     pub replica_sets: Vec<ReplicaSet>,
     pub servers: Vec<Server>,
@@ -96,6 +92,9 @@ struct RawTopology {
     credential_refresh: Option<Vec<OrderedMap<RuleAction>>>,
     #[serde(default)]
     snapshot: SnapshotFormat,
+    /// Where the sessions live (contract §11), when not in the site's files.
+    #[serde(default)]
+    store: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -154,6 +153,7 @@ impl Topology {
         }
         let mut t = Topology {
             snapshot: raw.snapshot,
+            store: raw.store.clone(),
             realms: Vec::new(),
             replica_sets: Vec::new(),
             servers: Vec::new(),
@@ -163,7 +163,29 @@ impl Topology {
             replica_set_index: Map::default(),
             server_index: Map::default(),
         };
-        for (name, realm) in &raw.realms.0 {
+        t.add_realms(&raw.realms, &at)?;
+        if t.replica_sets.len() > usize::from(u16::MAX) {
+            return Err(at(
+                &["realms"],
+                "too many replica sets (at most 65535)".into(),
+            ));
+        }
+        t.add_servers(&raw.servers, &at)?;
+        if let Some(items) = &raw.credential_refresh {
+            t.rules = compile_rules(items)
+                .map_err(|(i, m)| at(&["credential_refresh"], format!("rule {}: {m}", i + 1)))?;
+        }
+        Ok(t)
+    }
+
+    /// The realms and their replica sets, in file order.
+    fn add_realms(
+        &mut self,
+        realms: &OrderedMap<RawRealm>,
+        at: &dyn Fn(&[&str], String) -> SiteError,
+    ) -> Result<(), SiteError> {
+        let t = self;
+        for (name, realm) in &realms.0 {
             let id = RealmId(t.realms.len() as u16);
             if name.trim().is_empty() {
                 return Err(at(&["realms"], "a realm name is empty".into()));
@@ -201,13 +223,17 @@ impl Topology {
                 replica_sets: sets,
             });
         }
-        if t.replica_sets.len() > usize::from(u16::MAX) {
-            return Err(at(
-                &["realms"],
-                "too many replica sets (at most 65535)".into(),
-            ));
-        }
-        for (name, server) in &raw.servers.0 {
+        Ok(())
+    }
+
+    /// The servers and the replica sets each joins, in file order.
+    fn add_servers(
+        &mut self,
+        servers: &OrderedMap<RawServer>,
+        at: &dyn Fn(&[&str], String) -> SiteError,
+    ) -> Result<(), SiteError> {
+        let t = self;
+        for (name, server) in &servers.0 {
             let id = ServerId(t.servers.len() as u16);
             if name.is_empty() {
                 return Err(at(&["servers"], "a server name is empty".into()));
@@ -228,16 +254,21 @@ impl Topology {
                     t.replica_sets[usize::from(rs_id.0)].servers.push(id);
                 }
             }
+            let mut realms: Vec<(RealmId, Vec<ReplicaSetId>)> = Vec::new();
+            for rs in &sets {
+                let realm = t.replica_sets[usize::from(rs.0)].realm;
+                match realms.iter_mut().find(|(r, _)| *r == realm) {
+                    Some((_, list)) => list.push(*rs),
+                    None => realms.push((realm, vec![*rs])),
+                }
+            }
             t.servers.push(Server {
                 name: name.clone(),
                 replica_sets: sets,
+                realms,
             });
         }
-        if let Some(items) = &raw.credential_refresh {
-            t.rules = compile_rules(items)
-                .map_err(|(i, m)| at(&["credential_refresh"], format!("rule {}: {m}", i + 1)))?;
-        }
-        Ok(t)
+        Ok(())
     }
 
     pub fn realm(&self, name: &str) -> Option<RealmId> {
@@ -275,6 +306,17 @@ impl Topology {
                     .any(|rs| self.replica_set_def(*rs).realm == realm)
             })
             .map(|i| ServerId(i as u16))
+    }
+
+    /// The server a command on `realm` runs on when nothing names one (contract §6.1): the
+    /// first server in topology order that serves the realm; for an unknown realm the first
+    /// server, so that the command then fails on its realm, as it should.
+    pub fn default_server_name(&self, realm: &str) -> &str {
+        self.realm(realm)
+            .and_then(|r| self.default_server(r))
+            .map(|s| self.server_def(s))
+            .or_else(|| self.servers.first())
+            .map_or("", |s| s.name.as_str())
     }
 }
 

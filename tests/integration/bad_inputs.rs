@@ -45,7 +45,7 @@ fn every_bad_input_gives_its_exact_error() {
                         "--site".into(),
                         s.clone(),
                         f.display().to_string(),
-                    ]
+                    ];
                 }
                 "list.csv" | "commands.pdadmin" => {
                     args = vec![
@@ -57,7 +57,7 @@ fn every_bad_input_gives_its_exact_error() {
                         "--format".into(),
                         "jsonl".into(),
                         f.display().to_string(),
-                    ]
+                    ];
                 }
                 _ => {}
             }

@@ -149,12 +149,20 @@ fn demo_commands_jsonl_every_result() {
     let list = &results[6];
     assert_eq!(list["total"], 19);
     assert_eq!(list["items"].as_array().unwrap().len(), 3);
+    // Ordered by `created`, then id (contract §10), whatever store holds them.
     assert_eq!(
         list["items"][0],
-        serde_json::json!({"id": "ZGVmYXVsdC13ZWJzZWFsZC1jcnV6_00079", "user": "contractor_01", "realm": "ibm.com",
-            "replica_set": "www.ibm.com", "server": "default-webseald-cruz",
-            "created": "2026-11-27T11:47:00Z", "last_access": "2026-11-27T14:31:00Z"})
+        serde_json::json!({"id": "d2ViMi13ZWJzZWFsZC1jcnV6_00096", "user": "contractor_05", "realm": "ibm.com",
+            "replica_set": "sales.ibm.com", "server": "web2-webseald-cruz",
+            "created": "2026-11-27T08:51:00Z", "last_access": "2026-11-27T11:58:00Z"})
     );
+    let created: Vec<(&str, &str)> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| (i["created"].as_str().unwrap(), i["id"].as_str().unwrap()))
+        .collect();
+    assert!(created.windows(2).all(|w| w[0] <= w[1]), "{created:?}");
     assert_eq!(results[0]["items"][3]["name"], "default-webseald-portal1");
     assert_eq!(
         results[3]["items"][2],

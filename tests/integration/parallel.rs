@@ -6,10 +6,9 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::sync::Arc;
 
-use smsrefresh::batch::{BatchConfig, Executor};
+use smsrefresh::engine::{BatchConfig, Engine, Executor};
 use smsrefresh::input::{CommandSource, Job};
 use smsrefresh::output::{Format, render};
-use smsrefresh::run::Engine;
 use smsrefresh::synthetic::{GenConfig, generate};
 
 use super::util::*;
@@ -17,7 +16,7 @@ use super::util::*;
 /// A deterministic mixed workload over a generated site: refreshes and terminations of users
 /// (some unknown, many repeated), session ids (some bogus), plain WebSEAL forms, lists, and
 /// invalid lines.
-fn workload(site: &Path, users: u64, lines: usize, seed: u64) -> String {
+pub(super) fn workload(site: &Path, users: u64, lines: usize, seed: u64) -> String {
     let all = sessions(site);
     let topo = smsrefresh::site::Topology::load(&site.join("topology.yaml")).unwrap();
     let mut x = seed;
@@ -162,9 +161,7 @@ fn parallel_results_equal_one_by_one_execution() {
     // And the two stores ended equal.
     let dump = |e: &Engine| {
         let mut v = Vec::new();
-        smsrefresh::store::SessionStore::for_each_ordered(&e.site.store, &mut |s| {
-            v.push(s.clone())
-        });
+        e.site.store.export(&mut |s| v.push(s.clone())).unwrap();
         v
     };
     assert_eq!(dump(&sequential), dump(&parallel));

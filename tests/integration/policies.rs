@@ -364,7 +364,7 @@ fn every_example_policy_validates() {
     let mut args = vec!["validate", "--now", NOW];
     let files: Vec<String> = std::fs::read_dir(repo().join("policies"))
         .unwrap()
-        .filter_map(|e| e.ok())
+        .filter_map(std::result::Result::ok)
         .filter(|e| e.path().extension().is_some_and(|x| x == "yaml"))
         .map(|e| e.path().display().to_string())
         .collect();

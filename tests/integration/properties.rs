@@ -213,9 +213,9 @@ mod loaders {
                     b.push_str("tagvalue_x", v).unwrap();
                     let s = smsrefresh::session::Session {
                         seq, id: format!("id{seq}").into(), user: u.as_str().into(),
-                        realm: smsrefresh::site::topology::RealmId((seq % 2) as u16),
-                        replica_set: smsrefresh::site::topology::ReplicaSetId((seq % 2) as u16),
-                        server: smsrefresh::site::topology::ServerId(0),
+                        realm: smsrefresh::ids::RealmId((seq % 2) as u16),
+                        replica_set: smsrefresh::ids::ReplicaSetId((seq % 2) as u16),
+                        server: smsrefresh::ids::ServerId(0),
                         created: seq as i64, last_access: seq as i64 * 2,
                         last_refresh: (seq % 3 == 0).then_some(7),
                         credential: b.build(),
@@ -227,7 +227,7 @@ mod loaders {
             smsrefresh::site::binary::save(&path, &t, &store).unwrap();
             let back = MemoryStore::default();
             smsrefresh::site::binary::load(&path, &t, &back).unwrap();
-            let dump = |s: &MemoryStore| { let mut v = Vec::new(); s.for_each_ordered(&mut |x| v.push(x.clone())); v };
+            let dump = |s: &MemoryStore| { let mut v = Vec::new(); s.export(&mut |x| v.push(x.clone())).unwrap(); v };
             prop_assert_eq!(dump(&store), dump(&back));
         }
     }

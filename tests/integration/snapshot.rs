@@ -2,13 +2,12 @@
 
 use smsrefresh::session::Session;
 use smsrefresh::site::Site;
-use smsrefresh::store::SessionStore;
 
 use super::util::*;
 
 fn all(site: &Site) -> Vec<Session> {
     let mut v = Vec::new();
-    site.store.for_each_ordered(&mut |s| v.push(s.clone()));
+    site.store.export(&mut |s| v.push(s.clone())).unwrap();
     v
 }
 

@@ -29,6 +29,7 @@ pub fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_smsrefresh"));
     c.env_remove("SMSREFRESH_SITE")
         .env_remove("SMSREFRESH_FAULT")
+        .env_remove("SMSREFRESH_STORE")
         .current_dir(repo());
     c
 }

@@ -18,17 +18,15 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::batch::{BatchConfig, Executor};
-use crate::command::{Action, Command, Task};
-use crate::exec::Status;
-use crate::fold::fold;
-use crate::hash::stable_hash;
-use crate::input::{CsvDefaults, CsvSource, Job};
-use crate::output::Format;
-use crate::run::{self, Engine, Input, RunConfig, Silent};
-use crate::site::SiteError;
-use crate::store::SessionStore;
-use crate::synthetic::GEN_EPOCH;
+use smsrefresh::command::{Action, Command, Task};
+use smsrefresh::engine::{BatchConfig, Engine, Executor};
+use smsrefresh::exec::Status;
+use smsrefresh::ids::UserKey;
+use smsrefresh::input::{CsvDefaults, CsvSource, Job};
+use smsrefresh::output::Format;
+use smsrefresh::run::{self, Input, RunConfig, Silent};
+use smsrefresh::site::SiteError;
+use smsrefresh::synthetic::GEN_EPOCH;
 
 /// What the benchmark executes.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -171,20 +169,22 @@ pub enum BenchError {
     Run(#[from] run::RunError),
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Store(#[from] smsrefresh::store::StoreError),
     #[error("the site has no live session to benchmark")]
     Empty,
 }
 
 /// The workload as jobs, and as the CSV or command text an end-to-end run reads.
-fn workload(engine: &Engine, w: Workload) -> (Vec<Job>, String, bool) {
+fn workload(engine: &Engine, w: Workload) -> Result<(Vec<Job>, String, bool), BenchError> {
     let t = &engine.site.topology;
     let mut pairs: Vec<(u16, String, String)> = Vec::new();
     let mut seen = std::collections::HashSet::new();
-    engine.site.store.scan(&engine.clock, &mut |s| {
-        if seen.insert((s.realm, fold(&s.user))) {
+    engine.site.store.scan(&engine.clock, None, &mut |s| {
+        if seen.insert((s.realm, UserKey::of(&s.user))) {
             pairs.push((s.realm.0, s.user.to_string(), s.id.to_string()));
         }
-    });
+    })?;
     pairs.sort();
     let mut jobs = Vec::with_capacity(pairs.len());
     let mut text = String::with_capacity(pairs.len() * 40);
@@ -193,13 +193,9 @@ fn workload(engine: &Engine, w: Workload) -> (Vec<Job>, String, bool) {
         text.push_str("user,realm\n");
     }
     for (realm, user, id) in pairs {
-        let rid = crate::site::topology::RealmId(realm);
-        let realm = t.realm_def(rid).name.clone();
-        let server = t
-            .default_server(rid)
-            .map(|s| t.server_def(s).name.clone())
-            .unwrap_or_default();
-        let h = stable_hash(&[user.as_bytes()]) % 1000;
+        let realm = t.realm_def(smsrefresh::ids::RealmId(realm)).name.clone();
+        let server = t.default_server_name(&realm).to_string();
+        let h = UserKey::of(&user).stable_hash() % 1000;
         let task = match w {
             Workload::RefreshAll => Task::SmsRefreshAll { user, realm },
             Workload::Fraction(f) if (h as f64) < f * 1000.0 => Task::SmsRefreshAll { user, realm },
@@ -224,7 +220,7 @@ fn workload(engine: &Engine, w: Workload) -> (Vec<Job>, String, bool) {
         }
         jobs.push(Job::command(jobs.len() as u64 + 1, cmd));
     }
-    (jobs, text, csv)
+    Ok((jobs, text, csv))
 }
 
 /// A CSV field, quoted when it must be.
@@ -237,7 +233,7 @@ fn csv_field(s: &str) -> String {
 }
 
 /// Sessions acted on by successful refreshes and terminations.
-fn acted(results: &[crate::exec::CommandResult]) -> u64 {
+fn acted(results: &[smsrefresh::exec::CommandResult]) -> u64 {
     results
         .iter()
         .filter(|r| r.status() == Status::Ok && r.action != Action::Invalid)
@@ -245,77 +241,82 @@ fn acted(results: &[crate::exec::CommandResult]) -> u64 {
         .sum()
 }
 
-/// Runs the benchmark. `note` receives progress lines (for standard error).
-pub fn bench(cfg: &BenchConfig, note: &dyn Fn(&str)) -> Result<BenchReport, BenchError> {
-    std::fs::create_dir_all(&cfg.workdir)?;
-    let site_dir = cfg.site.clone();
-    let now = Some(GEN_EPOCH);
-    let rss_before = rss_bytes();
-    let source: Arc<str> = Arc::from("bench");
-    let mut load = Vec::new();
-    let mut load_sessions = Vec::new();
-    let mut load_registry = Vec::new();
-    let mut loaded = |note: &dyn Fn(&str)| -> Result<Engine, BenchError> {
-        let t = Instant::now();
-        let e = Engine::load(&site_dir, now, true)?;
-        load.push(t.elapsed());
-        load_sessions.push(e.site.load_times.sessions);
-        load_registry.push(e.site.load_times.registry);
-        note(&format!("loaded in {:.2} s", t.elapsed().as_secs_f64()));
-        Ok(e)
-    };
-    let first = loaded(note)?;
-    let rss_after = rss_bytes();
-    let sessions = first.site.store.len();
-    let users = first.site.registry.len();
-    let (jobs, text, csv) = workload(&first, cfg.workload);
-    if jobs.is_empty() {
-        return Err(BenchError::Empty);
-    }
-    drop(first);
+/// Loads of the site made during a benchmark, timed.
+struct Loads<'n> {
+    site: PathBuf,
+    note: &'n dyn Fn(&str),
+    total: Vec<Duration>,
+    sessions: Vec<Duration>,
+    registry: Vec<Duration>,
+}
 
-    // Sequential baseline: one command at a time, each taking its own locks.
-    let mut seq_times = Vec::new();
-    let mut latencies: Vec<Duration> = Vec::with_capacity(jobs.len());
-    let mut sessions_acted = 0;
+impl Loads<'_> {
+    fn load(&mut self) -> Result<Engine, BenchError> {
+        let t = Instant::now();
+        let e = Engine::load(&self.site, Some(GEN_EPOCH), true)?;
+        self.total.push(t.elapsed());
+        self.sessions.push(e.site.load_times.sessions);
+        self.registry.push(e.site.load_times.registry);
+        (self.note)(&format!("loaded in {:.2} s", t.elapsed().as_secs_f64()));
+        Ok(e)
+    }
+}
+
+/// The sequential baseline: one command at a time, each on its own. Returns the times, the
+/// first run's per-command latencies, and the sessions acted on.
+fn sequential(
+    cfg: &BenchConfig,
+    loads: &mut Loads<'_>,
+    jobs: &[Job],
+) -> Result<(Vec<Duration>, Vec<Duration>, u64), BenchError> {
+    let source: Arc<str> = Arc::from("bench");
+    let (mut times, mut latencies, mut acted_n) = (Vec::new(), Vec::new(), 0);
     for run in 0..cfg.runs {
-        let engine = loaded(note)?;
+        let engine = loads.load()?;
         let mut lat = Vec::with_capacity(jobs.len());
         let mut results = Vec::with_capacity(jobs.len());
         let t = Instant::now();
-        for j in &jobs {
+        for j in jobs {
             let t0 = Instant::now();
             results.push(engine.run_job(&source, j));
             lat.push(t0.elapsed());
         }
-        seq_times.push(t.elapsed());
-        sessions_acted = acted(&results);
+        times.push(t.elapsed());
+        acted_n = acted(&results);
         if run == 0 {
             latencies = lat;
         }
-        note(&format!("sequential: {:.3} s", t.elapsed().as_secs_f64()));
+        (loads.note)(&format!("sequential: {:.3} s", t.elapsed().as_secs_f64()));
     }
+    Ok((times, latencies, acted_n))
+}
 
+/// The execute phase through the parallel engine, for every `--jobs` value.
+fn parallel(
+    cfg: &BenchConfig,
+    loads: &mut Loads<'_>,
+    jobs: &[Job],
+    sessions_acted: u64,
+) -> Result<Vec<JobsRow>, BenchError> {
+    let source: Arc<str> = Arc::from("bench");
     let mut rows: Vec<JobsRow> = Vec::new();
     for &j in &cfg.jobs {
         let mut times = Vec::new();
         for _ in 0..cfg.runs {
-            let engine = loaded(note)?;
-            let mut ex = Executor::new(
-                &engine,
-                BatchConfig {
-                    jobs: j,
-                    fail_fast: false,
-                    rate: 0.0,
-                },
-            )
-            .map_err(|e| std::io::Error::other(e.to_string()))?;
+            let engine = loads.load()?;
+            let batch = BatchConfig {
+                jobs: j,
+                fail_fast: false,
+                rate: 0.0,
+            };
+            let mut ex =
+                Executor::new(&engine, batch).map_err(|e| std::io::Error::other(e.to_string()))?;
             let t = Instant::now();
             for chunk in jobs.chunks(run::CHUNK) {
                 let _ = ex.run_chunk(&source, chunk);
             }
             times.push(t.elapsed());
-            note(&format!("jobs {j}: {:.3} s", t.elapsed().as_secs_f64()));
+            (loads.note)(&format!("jobs {j}: {:.3} s", t.elapsed().as_secs_f64()));
         }
         let execute_s = Stat::of(&times);
         rows.push(JobsRow {
@@ -330,44 +331,52 @@ pub fn bench(cfg: &BenchConfig, note: &dyn Fn(&str)) -> Result<BenchReport, Benc
     for r in &mut rows {
         r.speedup = base / r.execute_s.median.max(1e-9);
     }
+    Ok(rows)
+}
 
-    // The I/O floor and an end-to-end run, on the same input.
+/// The I/O floor and an end-to-end run on the same input: (floor, end to end, its load).
+fn end_to_end(
+    cfg: &BenchConfig,
+    note: &dyn Fn(&str),
+    text: &str,
+    csv: bool,
+) -> Result<(Stat, Stat, Stat), BenchError> {
     let input = cfg.workdir.join(if csv {
         "bench-input.csv"
     } else {
         "bench-input.pdadmin"
     });
-    std::fs::write(&input, &text)?;
-    let mut floor = Vec::new();
-    let mut e2e = Vec::new();
-    let mut e2e_load = Vec::new();
+    std::fs::write(&input, text)?;
+    let (mut floor, mut e2e, mut e2e_load) = (Vec::new(), Vec::new(), Vec::new());
+    let rc = RunConfig {
+        site: cfg.site.clone(),
+        policy: None,
+        inputs: vec![if csv {
+            Input::Csv(input.clone())
+        } else {
+            Input::Commands(input.clone())
+        }],
+        format: Format::Pdadmin,
+        dry_run: false,
+        save: false,
+        batch: BatchConfig {
+            jobs: cfg.jobs.iter().copied().max().unwrap_or(0),
+            fail_fast: false,
+            rate: 0.0,
+        },
+        csv: CsvDefaults::default(),
+        now: Some(GEN_EPOCH),
+        store: None,
+        lock_timeout: Duration::from_secs(10),
+    };
     for _ in 0..cfg.runs {
+        let topology = first_topology(&cfg.site)?;
         floor.push(io_floor(
             &input,
             &cfg.workdir.join("bench-floor.out"),
-            &first_topology(&site_dir)?,
+            &topology,
         )?);
         let t = Instant::now();
-        let rc = RunConfig {
-            site: site_dir.clone(),
-            policy: None,
-            inputs: vec![if csv {
-                Input::Csv(input.clone())
-            } else {
-                Input::Commands(input.clone())
-            }],
-            format: Format::Pdadmin,
-            dry_run: false,
-            save: false,
-            batch: BatchConfig {
-                jobs: cfg.jobs.iter().copied().max().unwrap_or(0),
-                fail_fast: false,
-                rate: 0.0,
-            },
-            csv: CsvDefaults::default(),
-            now,
-            lock_timeout: Duration::from_secs(10),
-        };
         let mut out = BufWriter::new(File::create(cfg.workdir.join("bench-e2e.out"))?);
         let finished = run::run(&rc, &mut out, &Silent)?;
         out.flush()?;
@@ -375,39 +384,66 @@ pub fn bench(cfg: &BenchConfig, note: &dyn Fn(&str)) -> Result<BenchReport, Benc
         e2e_load.push(finished.summary.load);
         note(&format!("end to end: {:.3} s", t.elapsed().as_secs_f64()));
     }
+    Ok((Stat::of(&floor), Stat::of(&e2e), Stat::of(&e2e_load)))
+}
+
+/// The per-command latency at quantile `p`, in microseconds.
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    sorted
+        .get(((sorted.len() as f64 - 1.0) * p).round() as usize)
+        .map_or(0.0, |d| d.as_secs_f64() * 1e6)
+}
+
+/// Runs the benchmark. `note` receives progress lines (for standard error).
+pub fn bench(cfg: &BenchConfig, note: &dyn Fn(&str)) -> Result<BenchReport, BenchError> {
+    std::fs::create_dir_all(&cfg.workdir)?;
+    let rss_before = rss_bytes();
+    let mut loads = Loads {
+        site: cfg.site.clone(),
+        note,
+        total: Vec::new(),
+        sessions: Vec::new(),
+        registry: Vec::new(),
+    };
+    let first = loads.load()?;
+    let rss_after = rss_bytes();
+    let sessions = first.site.store.len()?;
+    let users = first.site.registry.len();
+    let (jobs, text, csv) = workload(&first, cfg.workload)?;
+    if jobs.is_empty() {
+        return Err(BenchError::Empty);
+    }
+    drop(first);
+    let (seq_times, mut latencies, sessions_acted) = sequential(cfg, &mut loads, &jobs)?;
+    let rows = parallel(cfg, &mut loads, &jobs, sessions_acted)?;
+    let (io, end, el) = end_to_end(cfg, note, &text, csv)?;
     let seq = Stat::of(&seq_times);
     latencies.sort_unstable();
-    let pct = |p: f64| {
-        latencies
-            .get(((latencies.len() as f64 - 1.0) * p).round() as usize)
-            .map_or(0.0, |d| d.as_secs_f64() * 1e6)
-    };
     let best = rows
         .iter()
         .map(|r| r.execute_s.median)
         .fold(f64::INFINITY, f64::min);
-    let (io, end, el) = (Stat::of(&floor), Stat::of(&e2e), Stat::of(&e2e_load));
     Ok(BenchReport {
-        site: site_dir.display().to_string(),
+        site: cfg.site.display().to_string(),
         workload: cfg.workload.name(),
-        cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        cores: std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
         runs: cfg.runs,
         users,
         sessions,
         commands: jobs.len(),
         sessions_acted,
-        load_s: Stat::of(&load),
-        load_sessions_s: Stat::of(&load_sessions),
-        load_registry_s: Stat::of(&load_registry),
+        load_s: Stat::of(&loads.total),
+        load_sessions_s: Stat::of(&loads.sessions),
+        load_registry_s: Stat::of(&loads.registry),
         rss_after_load_bytes: rss_after,
         bytes_per_session: rss_after.saturating_sub(rss_before) as f64 / sessions.max(1) as f64,
         peak_rss_bytes: peak_rss_bytes(),
         sequential_execute_s: seq,
         sequential_sessions_per_s: sessions_acted as f64 / seq.median.max(1e-9),
         latency: Latency {
-            p50_us: pct(0.5),
-            p99_us: pct(0.99),
-            max_us: pct(1.0),
+            p50_us: percentile(&latencies, 0.5),
+            p99_us: percentile(&latencies, 0.99),
+            max_us: percentile(&latencies, 1.0),
         },
         jobs: rows,
         io_floor_s: io,
@@ -417,8 +453,8 @@ pub fn bench(cfg: &BenchConfig, note: &dyn Fn(&str)) -> Result<BenchReport, Benc
     })
 }
 
-fn first_topology(dir: &Path) -> Result<crate::site::Topology, SiteError> {
-    crate::site::Topology::load(&dir.join("topology.yaml"))
+fn first_topology(dir: &Path) -> Result<smsrefresh::site::Topology, SiteError> {
+    smsrefresh::site::Topology::load(&dir.join("topology.yaml"))
 }
 
 /// Reads the input as a run would (CSV rows or command lines) and writes one pdadmin-sized
@@ -426,7 +462,7 @@ fn first_topology(dir: &Path) -> Result<crate::site::Topology, SiteError> {
 fn io_floor(
     input: &Path,
     out: &Path,
-    topology: &crate::site::Topology,
+    topology: &smsrefresh::site::Topology,
 ) -> Result<Duration, BenchError> {
     let t = Instant::now();
     let reader = BufReader::with_capacity(1 << 16, File::open(input)?);
@@ -435,7 +471,7 @@ fn io_floor(
     let jobs: Box<dyn Iterator<Item = std::io::Result<Job>>> = if is_csv {
         Box::new(CsvSource::new(reader, CsvDefaults::default(), topology))
     } else {
-        Box::new(crate::input::CommandSource::new(reader))
+        Box::new(smsrefresh::input::CommandSource::new(reader))
     };
     for job in jobs {
         let job = job?;
@@ -445,7 +481,9 @@ fn io_floor(
             job.line
         )?;
     }
-    let f = w.into_inner().map_err(|e| e.into_error())?;
+    let f = w
+        .into_inner()
+        .map_err(std::io::IntoInnerError::into_error)?;
     f.sync_all()?;
     Ok(t.elapsed())
 }
@@ -454,7 +492,6 @@ fn io_floor(
 pub fn table(r: &BenchReport) -> String {
     use std::fmt::Write as _;
     let mut s = String::new();
-    let mb = |b: u64| b as f64 / (1024.0 * 1024.0);
     let _ = writeln!(
         s,
         "smsrefresh bench: {} | workload {} | {} cores | medians of {} runs",
@@ -499,6 +536,14 @@ pub fn table(r: &BenchReport) -> String {
         "end to end (run, output to a file)",
         &r.end_to_end_s,
     );
+    throughput(r, &mut s);
+    s
+}
+
+/// The table's second half: throughput per `--jobs`, latency, ratios and memory.
+fn throughput(r: &BenchReport, s: &mut String) {
+    use std::fmt::Write as _;
+    let mb = |b: u64| b as f64 / (1024.0 * 1024.0);
     let _ = writeln!(s);
     let _ = writeln!(
         s,
@@ -541,5 +586,4 @@ pub fn table(r: &BenchReport) -> String {
         r.bytes_per_session,
         mb(r.peak_rss_bytes)
     );
-    s
 }

@@ -6,8 +6,8 @@ use std::path::Path;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::run::{RunConfig, Summary};
-use crate::time::format_timestamp;
+use smsrefresh::run::{RunConfig, Summary};
+use smsrefresh::time::format_timestamp;
 
 #[derive(Serialize)]
 struct PolicyRef<'a> {
@@ -94,7 +94,11 @@ pub fn render(cfg: &RunConfig, summary: &Summary, started: i64, ended: i64) -> S
         ended: format_timestamp(ended),
         site: cfg.site.display().to_string(),
         policy,
-        inputs: cfg.inputs.iter().map(|i| i.name()).collect(),
+        inputs: cfg
+            .inputs
+            .iter()
+            .map(smsrefresh::run::Input::name)
+            .collect(),
         format: format!("{:?}", cfg.format).to_lowercase(),
         dry_run: cfg.dry_run,
         saved: cfg.save && !cfg.dry_run,

@@ -7,14 +7,15 @@ use std::sync::Arc;
 
 use anyhow::Result;
 
+use smsrefresh::engine::Engine;
 use smsrefresh::exec::Status;
 use smsrefresh::input::CommandSource;
 use smsrefresh::output::pdadmin;
-use smsrefresh::run::Engine;
+use smsrefresh::site::Site;
 use smsrefresh::site::lock::SiteLock;
 
-use crate::app::PipeSafe;
-use crate::cli::SiteConfig;
+use super::args::SiteConfig;
+use super::terminal::{PipeSafe, print_warnings};
 
 /// Standard input that shows the prompt each time it needs a new line.
 struct Prompting<R> {
@@ -60,8 +61,9 @@ pub fn shell(cfg: &SiteConfig) -> Result<u8> {
     } else {
         None
     };
-    let engine = Engine::load(&cfg.site, cfg.now, cfg.dry_run)?;
-    crate::app::print_warnings(&engine);
+    let site = Site::load_with_store(&cfg.site, cfg.store.as_deref())?;
+    let engine = Engine::new(site, cfg.now, cfg.dry_run);
+    print_warnings(&engine);
     let interactive = io::stdin().is_terminal();
     let input = Prompting {
         inner: io::stdin().lock(),

@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{Context as _, Result, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use smsrefresh::batch::BatchConfig;
+use smsrefresh::engine::BatchConfig;
 use smsrefresh::input::CsvDefaults;
 use smsrefresh::output::Format;
 use smsrefresh::policy::{Policy, PolicyAction};
@@ -82,8 +82,8 @@ pub struct BenchArgs {
 }
 
 impl BenchArgs {
-    pub fn validate(&self) -> Result<smsrefresh::bench::BenchConfig> {
-        use smsrefresh::bench::Workload;
+    pub fn validate(&self) -> Result<super::bench::BenchConfig> {
+        use super::bench::Workload;
         let workload = match self.workload.as_str() {
             "refresh-all" => Workload::RefreshAll,
             "mix" => Workload::Mix,
@@ -103,7 +103,7 @@ impl BenchArgs {
         let workdir = self.workdir.clone().unwrap_or_else(|| {
             std::env::temp_dir().join(format!("smsrefresh-bench-{}-{}", self.users, self.seed))
         });
-        Ok(smsrefresh::bench::BenchConfig {
+        Ok(super::bench::BenchConfig {
             site: self.site.clone().unwrap_or_else(|| workdir.join("site")),
             workload,
             jobs: self.jobs.clone(),
@@ -192,6 +192,10 @@ pub struct SiteArgs {
     /// Seconds to wait for another run's lock on the site.
     #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
     pub lock_timeout: f64,
+    /// Where the sessions live: `file:` (the site's files, the default); over
+    /// $SMSREFRESH_STORE and `store:` in topology.yaml.
+    #[arg(long, value_name = "URL")]
+    pub store: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -251,6 +255,9 @@ pub struct PlanArgs {
     /// "Now" for session expiry and idle filters, RFC 3339 (default: the wall clock).
     #[arg(long, value_name = "TIME")]
     pub now: Option<String>,
+    /// Where the sessions live (see `run --store`).
+    #[arg(long, value_name = "URL")]
+    pub store: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -321,6 +328,8 @@ pub struct SiteConfig {
     pub save: bool,
     pub dry_run: bool,
     pub lock_timeout: Duration,
+    /// `--store URL`, when given.
+    pub store: Option<String>,
 }
 
 /// Parses `--now`.
@@ -359,6 +368,7 @@ impl SiteArgs {
             save: !self.no_save && !self.dry_run,
             dry_run: self.dry_run,
             lock_timeout: Duration::from_secs_f64(self.lock_timeout),
+            store: self.store.clone(),
         })
     }
 }
@@ -417,6 +427,7 @@ impl RunArgs {
             },
             csv,
             now: s.now,
+            store: s.store,
             lock_timeout: s.lock_timeout,
             policy,
         })

@@ -7,7 +7,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle, TermLike};
 
 use smsrefresh::run::Progress;
 
-use crate::cli::ProgressArg;
+use super::args::ProgressArg;
 
 pub struct Bar {
     bar: ProgressBar,

@@ -1,0 +1,137 @@
+//! A loaded site ready to execute commands ([`Engine`]), and the executor that runs jobs
+//! through it one chunk at a time ([`Executor`]).
+//!
+//! Both the batch path and the one-command path (`exec`, `shell`, `--fail-fast`) go through
+//! the executor's code, so a command gives the same result whichever way it runs.
+
+mod executor;
+
+use std::path::Path;
+use std::sync::Arc;
+
+pub use executor::{BatchConfig, Executor};
+
+use crate::command::{Action, Command, ParseError};
+use crate::exec::{CommandResult, CommandText, Context, Outcome};
+use crate::input::Job;
+use crate::message as msg;
+use crate::rules::RefreshRules;
+use crate::session::Clock;
+use crate::site::{Site, SiteError};
+
+/// A loaded site, the refresh rules of the run, and its "now".
+pub struct Engine {
+    pub site: Site,
+    pub rules: RefreshRules,
+    pub clock: Clock,
+    pub dry_run: bool,
+}
+
+impl Engine {
+    /// Loads `dir` (sessions from the store it names) and fixes "now".
+    pub fn load(dir: &Path, now: Option<i64>, dry_run: bool) -> Result<Self, SiteError> {
+        Ok(Self::new(Site::load(dir)?, now, dry_run))
+    }
+
+    /// An engine over a loaded site; `now` in Unix seconds, the wall clock when absent.
+    pub fn new(site: Site, now: Option<i64>, dry_run: bool) -> Self {
+        let limits = site.topology.limits;
+        let mut rules = site.topology.rules.clone();
+        // Every attribute name is interned by now: decide each once.
+        rules.compile();
+        Self {
+            site,
+            rules,
+            clock: Clock {
+                now: now.unwrap_or_else(crate::time::now),
+                timeout: limits.timeout,
+                inactive_timeout: limits.inactive_timeout,
+            },
+            dry_run,
+        }
+    }
+
+    /// Replaces the site's refresh rules for this run (a policy's `credential_refresh:`).
+    pub fn set_rules(&mut self, mut rules: RefreshRules) {
+        rules.compile();
+        self.rules = rules;
+    }
+
+    /// Warnings about the configuration, as catalog message lines: refresh rules that
+    /// preserve `AZN_*` attributes.
+    pub fn warnings(&self) -> Vec<String> {
+        let m = &msg::AZN_PRESERVED;
+        self.rules
+            .azn_warnings()
+            .into_iter()
+            .map(|p| format!("{}   {} ({})", m.id, m.render(&[p]), m.code_hex()))
+            .collect()
+    }
+
+    pub fn context(&self) -> Context<'_> {
+        Context {
+            topology: &self.site.topology,
+            registry: &self.site.registry,
+            store: &*self.site.store,
+            rules: &self.rules,
+            clock: self.clock,
+        }
+    }
+
+    /// Executes one command (or reports why it did not parse) on its own.
+    pub fn execute(
+        &self,
+        source: &Arc<str>,
+        line: u64,
+        raw: &str,
+        parsed: Result<Command, ParseError>,
+    ) -> CommandResult {
+        let job = match parsed {
+            Ok(cmd) => Job::command(line, cmd),
+            Err(e) => Job::invalid(line, raw, &msg::SYNTAX_ERROR, &e.message),
+        };
+        self.run_job(source, &job)
+    }
+
+    /// Executes one job on its own: the path of `exec`, `shell` and the bench's
+    /// sequential baseline.
+    pub fn run_job(&self, source: &Arc<str>, job: &Job) -> CommandResult {
+        executor::run_alone(self, source, job)
+    }
+
+    /// Places an outcome in its input.
+    pub fn result(
+        &self,
+        source: &Arc<str>,
+        line: u64,
+        cmd: Arc<Command>,
+        outcome: Outcome,
+    ) -> CommandResult {
+        CommandResult {
+            line,
+            source: source.clone(),
+            action: cmd.action(),
+            command: CommandText::Parsed(cmd),
+            dry_run: self.dry_run,
+            outcome,
+        }
+    }
+
+    /// A result for a line that is not a command.
+    pub fn invalid(
+        &self,
+        source: &Arc<str>,
+        line: u64,
+        raw: &str,
+        outcome: Outcome,
+    ) -> CommandResult {
+        CommandResult {
+            line,
+            source: source.clone(),
+            command: CommandText::Raw(raw.to_string()),
+            action: Action::Invalid,
+            dry_run: self.dry_run,
+            outcome,
+        }
+    }
+}

@@ -1,0 +1,267 @@
+//! A whole run: lock and load the site, resolve the policy, stream every input through the
+//! parallel engine in chunks, write one result per command in input order, save the
+//! snapshot, and count what happened (contract §5).
+//!
+//! Per-command failures are results, not errors: the run goes on (unless `fail_fast`) and
+//! the summary decides the exit code. A [`RunError`] means the run could not start or could
+//! not finish writing. Memory stays bounded whatever the input's length: only one chunk of
+//! jobs and results is held at a time.
+
+mod pump;
+mod summary;
+
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::engine::{BatchConfig, Engine, Executor};
+use crate::input::{CommandSource, CsvDefaults, CsvSource, Job};
+use crate::output::{self, Format};
+use crate::policy::{Plan, PlanError, Policy, PolicyAction, resolve};
+use crate::site::lock::SiteLock;
+use crate::site::{Site, SiteError};
+
+pub use self::pump::{Inputs, Reader};
+use self::pump::{Pump, input_size};
+
+pub use summary::Summary;
+
+/// Jobs per chunk: large enough to keep every worker busy, small enough to bound memory.
+pub const CHUNK: usize = 16 * 1024;
+
+/// Where a run reads commands from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    /// A pdadmin command file.
+    Commands(PathBuf),
+    /// A CSV list of user/realm pairs.
+    Csv(PathBuf),
+    /// Standard input: pdadmin commands, or CSV with `--input-format csv`.
+    Stdin { csv: bool },
+}
+
+impl Input {
+    /// A path ending in `.csv` is a CSV list, anything else a command file, `-` stdin.
+    pub fn from_arg(arg: &Path, stdin_csv: bool) -> Self {
+        if arg.as_os_str() == "-" {
+            Input::Stdin { csv: stdin_csv }
+        } else if arg
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("csv"))
+        {
+            Input::Csv(arg.to_path_buf())
+        } else {
+            Input::Commands(arg.to_path_buf())
+        }
+    }
+
+    pub fn name(&self) -> String {
+        match self {
+            Input::Commands(p) | Input::Csv(p) => p.display().to_string(),
+            Input::Stdin { .. } => "-".to_string(),
+        }
+    }
+}
+
+/// A validated run configuration (built once from the command line and the policy).
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    pub site: PathBuf,
+    pub policy: Option<Policy>,
+    pub inputs: Vec<Input>,
+    pub format: Format,
+    /// Report what would happen; change nothing on disk.
+    pub dry_run: bool,
+    /// Replace the snapshot at the end (false with `--no-save` or `--dry-run`).
+    pub save: bool,
+    pub batch: BatchConfig,
+    /// Defaults for CSV rows.
+    pub csv: CsvDefaults,
+    /// "Now" in Unix seconds; the wall clock when absent.
+    pub now: Option<i64>,
+    /// `--store URL`: where the sessions live, over `SMSREFRESH_STORE` and `store:`.
+    pub store: Option<String>,
+    pub lock_timeout: Duration,
+}
+
+/// Why a run stopped before its end. Every variant means exit 2 unless noted.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RunError {
+    #[error(transparent)]
+    Site(#[from] SiteError),
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    #[error("{path}: {source}")]
+    Input { path: String, source: io::Error },
+    #[error("writing results: {0}")]
+    Output(#[source] io::Error),
+    #[error("starting worker threads: {0}")]
+    Threads(String),
+}
+
+/// Progress reports from a run; the binary draws a bar, tests ignore them.
+pub trait Progress: Sync {
+    /// The run starts: the input bytes to read (0 when unknown).
+    fn begin(&self, _total_bytes: u64) {}
+    /// A chunk is done: the commands it held and the input bytes consumed so far.
+    fn advance(&self, _commands: u64, _bytes_so_far: u64) {}
+    fn end(&self) {}
+}
+
+/// No progress reports.
+pub struct Silent;
+
+impl Progress for Silent {}
+
+/// A finished run: its summary, and the loaded site, which the caller may drop or (a
+/// process about to exit) leak, since freeing millions of sessions one by one takes seconds
+/// that the operating system does at once.
+pub struct Finished {
+    pub summary: Summary,
+    pub engine: Engine,
+}
+
+/// Runs `cfg`, writing results to `out`: every input opens, the site is locked (unless
+/// nothing is saved) and loaded, then [`run_loaded`] does the rest.
+pub fn run(
+    cfg: &RunConfig,
+    out: &mut dyn Write,
+    progress: &dyn Progress,
+) -> Result<Finished, RunError> {
+    let start = Instant::now();
+    // Every input must open before anything changes (exit 2 otherwise).
+    let inputs = Inputs::open(&cfg.inputs)?;
+    let _lock = if cfg.save {
+        Some(SiteLock::acquire(&cfg.site, cfg.lock_timeout)?)
+    } else {
+        None
+    };
+    let site = Site::load_with_store(&cfg.site, cfg.store.as_deref())?;
+    let engine = Engine::new(site, cfg.now, cfg.dry_run);
+    run_loaded(cfg, engine, inputs, out, progress, start)
+}
+
+/// Runs `cfg` on an engine already loaded (and locked by the caller when it saves): resolve
+/// the policy, execute every input in order, purge a sweep's expired sessions, save.
+pub fn run_loaded(
+    cfg: &RunConfig,
+    mut engine: Engine,
+    mut inputs: Inputs,
+    out: &mut dyn Write,
+    progress: &dyn Progress,
+    start: Instant,
+) -> Result<Finished, RunError> {
+    if let Some(rules) = cfg.policy.as_ref().and_then(|p| p.rules.clone()) {
+        engine.set_rules(rules);
+    }
+    let mut summary = Summary {
+        load: start.elapsed(),
+        load_parts: engine.site.load_times,
+        warnings: engine.warnings(),
+        ..Summary::default()
+    };
+    let plan = plan(cfg, &engine, &mut summary)?;
+    execute(cfg, &engine, plan, &mut inputs, out, progress, &mut summary)?;
+    summary.purged = sweep(cfg, &engine)?;
+    progress.end();
+    if cfg.save && !cfg.dry_run {
+        let t = Instant::now();
+        engine.site.save()?;
+        summary.save = t.elapsed();
+    }
+    summary.elapsed = start.elapsed();
+    Ok(Finished { summary, engine })
+}
+
+/// The policy's plan, resolved and its limits checked before anything changes.
+fn plan(cfg: &RunConfig, engine: &Engine, summary: &mut Summary) -> Result<Option<Plan>, RunError> {
+    let t = Instant::now();
+    let plan = cfg
+        .policy
+        .as_ref()
+        .map(|p| resolve(p, &engine.site, &engine.clock))
+        .transpose()?;
+    summary.plan = t.elapsed();
+    if let Some(plan) = &plan {
+        summary.skipped.clone_from(&plan.skipped);
+        summary.excluded = plan.excluded;
+    }
+    Ok(plan)
+}
+
+/// Streams the plan, then every input, through the executor, writing results in order.
+fn execute(
+    cfg: &RunConfig,
+    engine: &Engine,
+    plan: Option<Plan>,
+    inputs: &mut Inputs,
+    out: &mut dyn Write,
+    progress: &dyn Progress,
+    summary: &mut Summary,
+) -> Result<(), RunError> {
+    let executor =
+        Executor::new(engine, cfg.batch).map_err(|e| RunError::Threads(e.to_string()))?;
+    summary.threads = executor.threads();
+    progress.begin(cfg.inputs.iter().map(input_size).sum());
+    let mut buffered = BufWriter::with_capacity(1 << 16, out);
+    buffered
+        .write_all(output::header(cfg.format))
+        .map_err(RunError::Output)?;
+    let bytes = inputs.bytes.clone();
+    let mut pump = Pump::new(
+        executor,
+        cfg.format,
+        &mut buffered,
+        summary,
+        progress,
+        bytes,
+    );
+    if let (Some(plan), Some(policy)) = (plan, &cfg.policy) {
+        let source: Arc<str> = Arc::from(policy.file.display().to_string().as_str());
+        let jobs = plan
+            .commands
+            .into_iter()
+            .enumerate()
+            .map(|(i, c)| Ok(Job::command(i as u64 + 1, c)));
+        pump.drain(&source, jobs)?;
+    }
+    for (input, reader) in &mut inputs.readers {
+        let source: Arc<str> = Arc::from(input.name().as_str());
+        match input {
+            Input::Csv(_) | Input::Stdin { csv: true } => {
+                let rows = CsvSource::new(reader, cfg.csv.clone(), &engine.site.topology);
+                pump.drain(&source, rows)?;
+            }
+            _ => pump.drain(&source, CommandSource::new(reader))?,
+        }
+    }
+    drop(pump);
+    buffered.flush().map_err(RunError::Output)
+}
+
+/// A sweep policy also clears out the sessions that have already expired: no command can see
+/// them, so they would otherwise stay in the snapshot for ever. Only in the policy's realm:
+/// a sweep of one realm leaves the others alone.
+fn sweep(cfg: &RunConfig, engine: &Engine) -> Result<u64, RunError> {
+    let Some(p) = cfg
+        .policy
+        .as_ref()
+        .filter(|p| p.action == PolicyAction::Terminate && p.sessions.is_some())
+    else {
+        return Ok(0);
+    };
+    let realm = p
+        .realm
+        .as_deref()
+        .and_then(|r| engine.site.topology.realm(r));
+    match realm {
+        Some(realm) => Ok(engine
+            .site
+            .store
+            .purge_expired(&engine.clock, realm)
+            .map_err(SiteError::from)? as u64),
+        None => Ok(0),
+    }
+}

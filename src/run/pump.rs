@@ -1,0 +1,137 @@
+//! Streaming jobs through the executor in chunks: results rendered in parallel, written in
+//! input order, counted, and reported to the progress bar.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Write};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use rayon::prelude::*;
+
+use super::{CHUNK, Input, Progress, RunError, Summary};
+use crate::engine::Executor;
+use crate::input::{Counting, Job};
+use crate::output::{self, Format};
+
+pub type Reader = Counting<Box<dyn BufRead>>;
+
+/// Every input of a run, opened, with the count of bytes read from them so far.
+pub struct Inputs {
+    pub(super) readers: Vec<(Input, Reader)>,
+    pub(super) bytes: Arc<AtomicU64>,
+}
+
+impl Inputs {
+    /// Opens every input; any that cannot be opened stops the run before it starts.
+    pub fn open(inputs: &[Input]) -> Result<Self, RunError> {
+        let bytes = Arc::new(AtomicU64::new(0));
+        let readers = inputs
+            .iter()
+            .map(|i| Ok((i.clone(), open(i, &bytes)?)))
+            .collect::<Result<_, RunError>>()?;
+        Ok(Self { readers, bytes })
+    }
+}
+
+fn open(input: &Input, counter: &Arc<AtomicU64>) -> Result<Reader, RunError> {
+    let inner: Box<dyn BufRead> = match input {
+        Input::Stdin { .. } => Box::new(BufReader::with_capacity(1 << 16, io::stdin())),
+        Input::Commands(p) | Input::Csv(p) => Box::new(BufReader::with_capacity(
+            1 << 16,
+            File::open(p).map_err(|e| RunError::Input {
+                path: p.display().to_string(),
+                source: e,
+            })?,
+        )),
+    };
+    Ok(Counting::new(inner, counter.clone()))
+}
+
+pub(super) fn input_size(input: &Input) -> u64 {
+    match input {
+        Input::Commands(p) | Input::Csv(p) => std::fs::metadata(p).map_or(0, |m| m.len()),
+        Input::Stdin { .. } => 0,
+    }
+}
+
+/// Streams jobs through the executor in chunks, writing results in order.
+pub(super) struct Pump<'a, 'e> {
+    executor: Executor<'e>,
+    format: Format,
+    out: &'a mut dyn Write,
+    summary: &'a mut Summary,
+    progress: &'a dyn Progress,
+    bytes: Arc<AtomicU64>,
+}
+
+impl<'a, 'e> Pump<'a, 'e> {
+    pub(super) fn new(
+        executor: Executor<'e>,
+        format: Format,
+        out: &'a mut dyn Write,
+        summary: &'a mut Summary,
+        progress: &'a dyn Progress,
+        bytes: Arc<AtomicU64>,
+    ) -> Self {
+        Self {
+            executor,
+            format,
+            out,
+            summary,
+            progress,
+            bytes,
+        }
+    }
+
+    fn chunk(&mut self, source: &Arc<str>, jobs: &[Job]) -> Result<(), RunError> {
+        let t = Instant::now();
+        let results = self.executor.run_chunk(source, jobs);
+        self.summary.execute += t.elapsed();
+        let t = Instant::now();
+        // Render slices in parallel, write them in order.
+        let format = self.format;
+        let buffers: Vec<Vec<u8>> = {
+            results
+                .par_chunks(1024)
+                .map(|slice| {
+                    let mut buf = Vec::with_capacity(slice.len() * 160);
+                    output::render(format, slice, &mut buf);
+                    buf
+                })
+                .collect()
+        };
+        for b in &buffers {
+            self.out.write_all(b).map_err(RunError::Output)?;
+        }
+        for r in &results {
+            self.summary.add(r);
+        }
+        self.summary.write += t.elapsed();
+        self.progress
+            .advance(jobs.len() as u64, self.bytes.load(Ordering::Relaxed));
+        Ok(())
+    }
+
+    pub(super) fn drain(
+        &mut self,
+        source: &Arc<str>,
+        jobs: impl Iterator<Item = io::Result<Job>>,
+    ) -> Result<(), RunError> {
+        let mut chunk: Vec<Job> = Vec::with_capacity(CHUNK);
+        for job in jobs {
+            chunk.push(job.map_err(|e| RunError::Input {
+                path: source.to_string(),
+                source: e,
+            })?);
+            if chunk.len() == CHUNK {
+                self.chunk(source, &chunk)?;
+                chunk.clear();
+            }
+        }
+        if !chunk.is_empty() {
+            self.chunk(source, &chunk)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,70 @@
+//! What a run did: counts per status, message ID and action, and the time of each phase.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::command::Action;
+use crate::exec::{CommandResult, Status};
+
+/// Counts and timings of a run.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Summary {
+    pub ok: u64,
+    pub warning: u64,
+    pub error: u64,
+    pub refreshed: u64,
+    pub terminated: u64,
+    /// Expired sessions removed by a sweep policy (`action: terminate` with `sessions:`).
+    pub purged: u64,
+    /// Results per message ID.
+    pub messages: BTreeMap<&'static str, u64>,
+    /// Users a policy left out: not in the registry (`missing_user: skip`).
+    pub skipped: Vec<String>,
+    /// Users a policy's `exclude:` left out.
+    pub excluded: u64,
+    pub load: Duration,
+    /// The load, by file.
+    pub load_parts: crate::site::LoadTimes,
+    pub plan: Duration,
+    pub execute: Duration,
+    pub write: Duration,
+    pub save: Duration,
+    pub elapsed: Duration,
+    pub threads: usize,
+    /// Configuration warnings (catalog lines), for standard error.
+    pub warnings: Vec<String>,
+}
+
+impl Summary {
+    pub fn commands(&self) -> u64 {
+        self.ok + self.warning + self.error
+    }
+
+    pub fn add(&mut self, r: &CommandResult) {
+        match r.status() {
+            Status::Ok => self.ok += 1,
+            Status::Warning => self.warning += 1,
+            Status::Error => self.error += 1,
+        }
+        *self.messages.entry(r.outcome.message.id).or_default() += 1;
+        if r.status() == Status::Ok {
+            match r.action {
+                Action::RefreshAllSessions
+                | Action::RefreshSession
+                | Action::WebsealRefreshAllSessions => {
+                    self.refreshed += r.outcome.sessions;
+                }
+                Action::TerminateAllSessions
+                | Action::TerminateSession
+                | Action::WebsealTerminateAllSessions
+                | Action::WebsealTerminateSession => self.terminated += r.outcome.sessions,
+                _ => {}
+            }
+        }
+    }
+
+    /// The exit code of contract §5: 0 when every command succeeded or warned, 1 otherwise.
+    pub fn exit_code(&self) -> i32 {
+        i32::from(self.error > 0)
+    }
+}

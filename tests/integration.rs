@@ -11,6 +11,7 @@ mod integration {
     mod bad_inputs;
     mod catalog_docs;
     mod demo;
+    mod docs;
     mod exec_shell;
     mod inputs;
     pub mod parallel;

@@ -14,7 +14,7 @@
 
 mod finish;
 mod lists;
-pub mod result;
+pub(crate) mod result;
 
 use smallvec::SmallVec;
 

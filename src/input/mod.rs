@@ -1,7 +1,7 @@
 //! Inputs of a run (contract §6): pdadmin command files, CSV lists and policy plans, each
 //! read as a stream of [`Job`]s. Every job becomes exactly one result, in input order.
 
-pub mod csv_list;
+pub(crate) mod csv_list;
 
 use std::io::{self, BufRead, Read};
 use std::sync::Arc;

@@ -1,9 +1,9 @@
 //! Result rendering: pdadmin text, JSON Lines and CSV (contract §7), behind one trait so
 //! that the run loop does not care which it writes.
 
-pub mod csv;
-pub mod escape;
-pub mod jsonl;
+pub(crate) mod csv;
+pub(crate) mod escape;
+pub(crate) mod jsonl;
 pub mod pdadmin;
 
 use std::io::{self, Write};

@@ -6,7 +6,7 @@
 //! and execution settings. [`plan`] resolves a checked policy against a site into the
 //! pdadmin commands it stands for.
 
-pub mod plan;
+pub(crate) mod plan;
 
 use std::path::{Path, PathBuf};
 

@@ -2,10 +2,10 @@
 //! registry (`registry.yaml` or `registry.jsonl`) and, unless a store URL says otherwise
 //! (contract §11), the session snapshot `sessions.jsonl` or `sessions.bin`.
 
-pub mod atomic;
+pub(crate) mod atomic;
 pub mod binary;
 pub mod error;
-pub mod locate;
+pub(crate) mod locate;
 pub mod lock;
 pub mod registry;
 pub mod snapshot;

@@ -266,13 +266,9 @@ fn validate(args: &ValidateArgs) -> Result<u8> {
 
 fn exec(args: &ExecArgs) -> Result<u8> {
     let cfg = args.site.validate()?;
-    let _lock = if cfg.save {
-        Some(SiteLock::acquire(&cfg.site, cfg.lock_timeout)?)
-    } else {
-        None
-    };
-    let site = Site::load_with_store(&cfg.site, cfg.store.as_deref())?;
-    let engine = Engine::new(site, cfg.now, cfg.dry_run);
+    let lock = cfg.save.then_some(cfg.lock_timeout);
+    let (_lock, engine) =
+        Engine::open(&cfg.site, cfg.store.as_deref(), cfg.now, cfg.dry_run, lock)?;
     print_warnings(&engine);
     // One argument is a whole command line; several are the shell's words, already unquoted.
     let (raw, parsed) = match args.command.as_slice() {

@@ -11,8 +11,6 @@ use smsrefresh::engine::Engine;
 use smsrefresh::exec::Status;
 use smsrefresh::input::CommandSource;
 use smsrefresh::output::pdadmin;
-use smsrefresh::site::Site;
-use smsrefresh::site::lock::SiteLock;
 
 use super::args::SiteConfig;
 use super::terminal::{PipeSafe, print_warnings};
@@ -56,13 +54,9 @@ impl<R: BufRead> BufRead for Prompting<R> {
 }
 
 pub fn shell(cfg: &SiteConfig) -> Result<u8> {
-    let _lock = if cfg.save {
-        Some(SiteLock::acquire(&cfg.site, cfg.lock_timeout)?)
-    } else {
-        None
-    };
-    let site = Site::load_with_store(&cfg.site, cfg.store.as_deref())?;
-    let engine = Engine::new(site, cfg.now, cfg.dry_run);
+    let lock = cfg.save.then_some(cfg.lock_timeout);
+    let (_lock, engine) =
+        Engine::open(&cfg.site, cfg.store.as_deref(), cfg.now, cfg.dry_run, lock)?;
     print_warnings(&engine);
     let interactive = io::stdin().is_terminal();
     let input = Prompting {

@@ -8,6 +8,7 @@ mod executor;
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 pub use executor::{BatchConfig, Executor};
 
@@ -17,6 +18,7 @@ use crate::input::Job;
 use crate::message as msg;
 use crate::rules::RefreshRules;
 use crate::session::Clock;
+use crate::site::lock::SiteLock;
 use crate::site::{Site, SiteError};
 
 /// A loaded site, the refresh rules of the run, and its "now".
@@ -31,6 +33,23 @@ impl Engine {
     /// Loads `dir` (sessions from the store it names) and fixes "now".
     pub fn load(dir: &Path, now: Option<i64>, dry_run: bool) -> Result<Self, SiteError> {
         Ok(Self::new(Site::load(dir)?, now, dry_run))
+    }
+
+    /// Locks the site when the caller will save (`lock_timeout` given), then loads it with
+    /// its sessions from `store` (`--store URL`, else the site's choice): how `run`, `exec`
+    /// and `shell` start. The lock is held as long as the returned guard lives.
+    pub fn open(
+        dir: &Path,
+        store: Option<&str>,
+        now: Option<i64>,
+        dry_run: bool,
+        lock_timeout: Option<Duration>,
+    ) -> Result<(Option<SiteLock>, Self), SiteError> {
+        let lock = lock_timeout
+            .map(|t| SiteLock::acquire(dir, t))
+            .transpose()?;
+        let site = Site::load_with_store(dir, store)?;
+        Ok((lock, Self::new(site, now, dry_run)))
     }
 
     /// An engine over a loaded site; `now` in Unix seconds, the wall clock when absent.

@@ -338,13 +338,14 @@ fn screen(
     (planned, plan)
 }
 
-/// The server a target's command names: the row's, else the policy's, else the realm's
-/// default.
-fn server_for(p: &Policy, topology: &Topology, t: &Target) -> String {
-    t.server
+/// A target's command, on the server it names, else the policy's, else the realm's default.
+fn command_for(p: &Policy, topology: &Topology, t: &Target, task: Task) -> Command {
+    let server = t
+        .server
         .clone()
         .or_else(|| p.server.clone())
-        .unwrap_or_else(|| topology.default_server_name(&t.realm).to_string())
+        .unwrap_or_else(|| topology.default_server_name(&t.realm).to_string());
+    Command::Task { server, task }
 }
 
 /// With `sessions:` filters: one command per matching live session of every planned user,
@@ -385,10 +386,7 @@ fn per_session_commands(
             } else {
                 Task::SmsRefreshSession { id, realm }
             };
-            plan.commands.push(Command::Task {
-                server: server_for(p, topology, t),
-                task,
-            });
+            plan.commands.push(command_for(p, topology, t, task));
         }
     }
     Ok(())
@@ -415,10 +413,7 @@ fn per_user_commands(
         } else {
             Task::SmsRefreshAll { user, realm }
         };
-        plan.commands.push(Command::Task {
-            server: server_for(p, topology, t),
-            task,
-        });
+        plan.commands.push(command_for(p, topology, t, task));
     }
     Ok(())
 }

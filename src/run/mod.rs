@@ -19,8 +19,7 @@ use crate::engine::{BatchConfig, Engine, Executor};
 use crate::input::{CommandSource, CsvDefaults, CsvSource, Job};
 use crate::output::{self, Format};
 use crate::policy::{Plan, PlanError, Policy, PolicyAction, resolve};
-use crate::site::lock::SiteLock;
-use crate::site::{Site, SiteError};
+use crate::site::SiteError;
 
 pub use self::pump::{Inputs, Reader};
 use self::pump::{Pump, input_size};
@@ -133,13 +132,9 @@ pub fn run(
     let start = Instant::now();
     // Every input must open before anything changes (exit 2 otherwise).
     let inputs = Inputs::open(&cfg.inputs)?;
-    let _lock = if cfg.save {
-        Some(SiteLock::acquire(&cfg.site, cfg.lock_timeout)?)
-    } else {
-        None
-    };
-    let site = Site::load_with_store(&cfg.site, cfg.store.as_deref())?;
-    let engine = Engine::new(site, cfg.now, cfg.dry_run);
+    let lock = cfg.save.then_some(cfg.lock_timeout);
+    let (_lock, engine) =
+        Engine::open(&cfg.site, cfg.store.as_deref(), cfg.now, cfg.dry_run, lock)?;
     run_loaded(cfg, engine, inputs, out, progress, start)
 }
 

@@ -32,3 +32,4 @@ pub(crate) mod hash;
 pub(crate) mod intern;
 pub(crate) mod lines;
 pub(crate) mod ordered;
+pub(crate) mod yaml_depth;

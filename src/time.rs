@@ -22,9 +22,15 @@ pub fn now() -> i64 {
     jiff::Timestamp::now().as_second()
 }
 
-/// Parses a duration such as `45s`, `30m`, `8h`, `2d` or `1h30m` into seconds.
+/// The longest duration anything accepts: 100 years (of 365.25 days), in seconds. Longer
+/// ones are mistakes, and refusing them keeps every sum with a timestamp far from overflow.
+pub const MAX_DURATION_S: u64 = 3_155_760_000;
+
+/// Parses a duration such as `45s`, `30m`, `8h`, `2d` or `1h30m` into seconds: at most
+/// [`MAX_DURATION_S`], never negative.
 pub fn parse_duration(s: &str) -> Result<u64, String> {
-    let bad = || format!("`{s}` is not a duration such as 45s, 30m, 8h, 2d or 1h30m");
+    let bad =
+        || format!("`{s}` is not a duration such as 45s, 30m, 8h, 2d or 1h30m (at most 100 years)");
     let mut total: u64 = 0;
     let mut digits = String::new();
     let mut any = false;
@@ -49,10 +55,35 @@ pub fn parse_duration(s: &str) -> Result<u64, String> {
         digits.clear();
         any = true;
     }
-    if !digits.is_empty() || !any {
+    if !digits.is_empty() || !any || total > MAX_DURATION_S {
         return Err(bad());
     }
     Ok(total)
+}
+
+/// A duration given on the command line: a duration such as `10s` or `2m`, or a plain
+/// number of seconds (`10`, `0.5`); finite, not negative, at most 100 years.
+pub fn parse_flag_duration(s: &str) -> Result<std::time::Duration, String> {
+    let t = s.trim();
+    if let Ok(secs) = t.parse::<f64>() {
+        return if secs.is_finite() && (0.0..=MAX_DURATION_S as f64).contains(&secs) {
+            Ok(std::time::Duration::from_secs_f64(secs))
+        } else {
+            Err(format!(
+                "`{s}` is not a duration: expected seconds (such as 10 or 0.5) or 45s, 30m, 8h, 2d, at most 100 years"
+            ))
+        };
+    }
+    parse_duration(t).map(std::time::Duration::from_secs)
+}
+
+/// Checks a duration given in whole seconds (a topology's session limits).
+pub fn check_seconds(secs: u64) -> Result<u64, String> {
+    if secs > MAX_DURATION_S {
+        Err(format!("{secs} seconds is longer than 100 years"))
+    } else {
+        Ok(secs)
+    }
 }
 
 #[cfg(test)]
@@ -74,8 +105,30 @@ mod tests {
         assert_eq!(parse_duration("8h"), Ok(28_800));
         assert_eq!(parse_duration("2d"), Ok(172_800));
         assert_eq!(parse_duration("1h30m"), Ok(5400));
-        for bad in ["", "8", "h", "1x", "1h30", "-1h"] {
+        for bad in [
+            "",
+            "8",
+            "h",
+            "1x",
+            "1h30",
+            "-1h",
+            "36600d",
+            "99999999999999999999s",
+        ] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
+        assert_eq!(parse_duration("36500d"), Ok(3_153_600_000));
+    }
+
+    #[test]
+    fn flag_durations_refuse_what_would_panic_or_wrap() {
+        use std::time::Duration;
+        assert_eq!(parse_flag_duration("10"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_flag_duration("0.5"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_flag_duration("2m"), Ok(Duration::from_secs(120)));
+        for bad in ["inf", "-inf", "NaN", "-1", "1e300", "4e9", "forever", "-5s"] {
+            assert!(parse_flag_duration(bad).is_err(), "{bad}");
+        }
+        assert!(check_seconds(MAX_DURATION_S + 1).is_err());
     }
 }

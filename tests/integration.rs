@@ -14,6 +14,7 @@ mod integration {
     mod docs;
     mod exec_shell;
     mod inputs;
+    mod nothing_lost;
     pub mod parallel;
     mod policies;
     mod properties;

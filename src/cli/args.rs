@@ -115,15 +115,15 @@ impl BenchArgs {
 
 #[derive(Debug, Args)]
 pub struct ConvertArgs {
-    /// The site directory (default: $SMSREFRESH_SITE).
+    /// The site directory (default: $SMSREFRESH_SITE, else a policy's `site:`, else the current folder).
     #[arg(long, value_name = "DIR")]
     pub site: Option<PathBuf>,
     /// The form to convert to; topology.yaml's `snapshot:` is set to it.
     #[arg(long, value_enum)]
     pub to: SnapshotArg,
-    /// Seconds to wait for another run's lock on the site.
-    #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
-    pub lock_timeout: f64,
+    /// How long to wait for another run's lock on the site: seconds, or a duration (`30s`, `2m`).
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = duration_arg)]
+    pub lock_timeout: Duration,
 }
 
 /// `--to`.
@@ -177,7 +177,7 @@ impl From<FormatArg> for Format {
 /// Options shared by every command that works on a site.
 #[derive(Debug, Args)]
 pub struct SiteArgs {
-    /// The site directory (default: $SMSREFRESH_SITE).
+    /// The site directory (default: $SMSREFRESH_SITE, else a policy's `site:`, else the current folder).
     #[arg(long, value_name = "DIR")]
     pub site: Option<PathBuf>,
     /// "Now" for session expiry, RFC 3339 (default: the wall clock).
@@ -189,9 +189,9 @@ pub struct SiteArgs {
     /// Report what each command would do; change nothing on disk.
     #[arg(long)]
     pub dry_run: bool,
-    /// Seconds to wait for another run's lock on the site.
-    #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
-    pub lock_timeout: f64,
+    /// How long to wait for another run's lock on the site: seconds, or a duration (`30s`, `2m`).
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = duration_arg)]
+    pub lock_timeout: Duration,
     /// Where the sessions live: `file:` (the site's files, the default); over
     /// $SMSREFRESH_STORE and `store:` in topology.yaml.
     #[arg(long, value_name = "URL")]
@@ -243,13 +243,16 @@ pub struct RunArgs {
     /// No summary on standard error.
     #[arg(short, long)]
     pub quiet: bool,
+    /// Refuse (exit 2, nothing run) an input that holds no command, instead of a warning.
+    #[arg(long)]
+    pub require_input: bool,
 }
 
 #[derive(Debug, Args)]
 pub struct PlanArgs {
     /// The policy file.
     pub policy: PathBuf,
-    /// The site directory (default: the policy's `site:`, else $SMSREFRESH_SITE).
+    /// The site directory (default: $SMSREFRESH_SITE, else the policy's `site:`, else the current folder).
     #[arg(long, value_name = "DIR")]
     pub site: Option<PathBuf>,
     /// "Now" for session expiry and idle filters, RFC 3339 (default: the wall clock).
@@ -265,7 +268,7 @@ pub struct ValidateArgs {
     /// Policy files.
     #[arg(required = true)]
     pub policies: Vec<PathBuf>,
-    /// The site directory (default: each policy's `site:`, else $SMSREFRESH_SITE).
+    /// The site directory (default: $SMSREFRESH_SITE, else each policy's `site:`, else the current folder).
     #[arg(long, value_name = "DIR")]
     pub site: Option<PathBuf>,
     /// "Now", RFC 3339 (default: the wall clock).
@@ -332,6 +335,11 @@ pub struct SiteConfig {
     pub store: Option<String>,
 }
 
+/// Parses a duration flag with the one strict parser (clap names the flag on error).
+fn duration_arg(s: &str) -> Result<Duration, String> {
+    smsrefresh::time::parse_flag_duration(s)
+}
+
 /// Parses `--now`.
 pub fn parse_now(now: Option<&str>) -> Result<Option<i64>> {
     now.map(smsrefresh::time::parse_timestamp)
@@ -340,12 +348,15 @@ pub fn parse_now(now: Option<&str>) -> Result<Option<i64>> {
         .context("--now")
 }
 
-/// The site: `--site`, else the policy's `site:`, else $SMSREFRESH_SITE.
+/// The site: `--site`, else $SMSREFRESH_SITE, else the policy's `site:`, else the current
+/// folder; a note on standard error when the policy's `site:` is overridden.
 pub fn pick_site(explicit: Option<&std::path::Path>, policy: Option<&Policy>) -> Result<PathBuf> {
-    let chosen = explicit
-        .map(std::path::Path::to_path_buf)
-        .or_else(|| policy.and_then(|p| p.site.clone()));
-    Ok(smsrefresh::site::resolve(chosen.as_deref())?)
+    let policy_site = policy.and_then(|p| p.site.as_deref());
+    let (dir, note) = smsrefresh::site::pick(explicit, policy_site)?;
+    if let Some(note) = note {
+        eprintln!("smsrefresh: note: {note}");
+    }
+    Ok(dir)
 }
 
 impl SiteArgs {
@@ -356,18 +367,12 @@ impl SiteArgs {
     pub fn validate_with(&self, policy: Option<&Policy>) -> Result<SiteConfig> {
         let site = pick_site(self.site.as_deref(), policy)?;
         let now = parse_now(self.now.as_deref())?;
-        if !(self.lock_timeout.is_finite() && self.lock_timeout >= 0.0) {
-            bail!(
-                "--lock-timeout: expected a number of seconds, got {}",
-                self.lock_timeout
-            );
-        }
         Ok(SiteConfig {
             site,
             now,
             save: !self.no_save && !self.dry_run,
             dry_run: self.dry_run,
-            lock_timeout: Duration::from_secs_f64(self.lock_timeout),
+            lock_timeout: self.lock_timeout,
             store: self.store.clone(),
         })
     }
@@ -428,6 +433,8 @@ impl RunArgs {
             csv,
             now: s.now,
             store: s.store,
+            interrupt: smsrefresh::run::Interrupt::default(),
+            require_input: self.require_input,
             lock_timeout: s.lock_timeout,
             policy,
         })

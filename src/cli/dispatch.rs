@@ -3,8 +3,7 @@
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
-use std::fs::File;
-use std::io::{self, Write};
+use std::io::{self, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -20,7 +19,7 @@ use smsrefresh::output::writer;
 use smsrefresh::policy::{Plan, Policy};
 use smsrefresh::run::{self, Progress, Silent};
 use smsrefresh::site::lock::SiteLock;
-use smsrefresh::site::{Site, SnapshotFormat};
+use smsrefresh::site::{Site, SnapshotFormat, Staged};
 
 use super::args::{
     BenchArgs, Cli, Cmd, ConvertArgs, ExecArgs, GenArgs, PlanArgs, RunArgs, SnapshotArg,
@@ -105,10 +104,7 @@ fn bench(args: &BenchArgs) -> Result<u8> {
 
 fn convert(args: &ConvertArgs) -> Result<u8> {
     let dir = smsrefresh::site::resolve(args.site.as_deref())?;
-    let _lock = SiteLock::acquire(
-        &dir,
-        std::time::Duration::from_secs_f64(args.lock_timeout.max(0.0)),
-    )?;
+    let _lock = SiteLock::acquire(&dir, args.lock_timeout)?;
     let mut site = Site::load(&dir)?;
     let (format, name) = match args.to {
         SnapshotArg::Jsonl => (SnapshotFormat::Jsonl, "jsonl"),
@@ -143,22 +139,27 @@ fn gen_site(args: &GenArgs) -> Result<u8> {
 }
 
 fn run(args: &RunArgs) -> Result<u8> {
-    let cfg = args.validate()?;
+    let mut cfg = args.validate()?;
     let started = smsrefresh::time::now();
+    cfg.interrupt = smsrefresh::run::Interrupt::default();
+    super::signals::install(cfg.interrupt.clone())?;
     let bar = super::progress::Bar::new(args.progress);
     let progress: &dyn Progress = match &bar {
         Some(b) => b,
         None => &Silent,
     };
-    let finished = match &args.output {
-        Some(path) => {
-            let file =
-                File::create(path).with_context(|| format!("{}: cannot create", path.display()))?;
-            run::run(&cfg, &mut io::BufWriter::new(file), progress)?
-        }
-        None => run::run(&cfg, &mut PipeSafe::new(io::stdout().lock()), progress)?,
-    };
-    let summary = finished.summary;
+    let finished = run_to_results(&cfg, args.output.as_deref(), progress)?;
+    let mut summary = finished.summary;
+    // A signal that came after the last command (while saving) still says the run was
+    // stopped: everything ran.
+    if let (None, Some(signal)) = (&summary.interrupted, cfg.interrupt.requested()) {
+        summary.interrupted = Some(smsrefresh::run::Interrupted {
+            signal,
+            ran: summary.commands(),
+            total: summary.commands(),
+            resume_at: None,
+        });
+    }
     // The process exits next: let the OS reclaim the site instead of freeing millions of
     // sessions one by one (seconds on a large site).
     std::mem::forget(finished.engine);
@@ -166,13 +167,93 @@ fn run(args: &RunArgs) -> Result<u8> {
         eprintln!("smsrefresh: warning: {w}");
     }
     if let Some(path) = &args.report {
-        super::report::write(path, &cfg, &summary, started, smsrefresh::time::now())
+        let mut staged = Staged::create(path)?;
+        staged.write_all(
+            super::report::render(&cfg, &summary, started, smsrefresh::time::now()).as_bytes(),
+        )?;
+        staged.write_all(b"\n")?;
+        staged
+            .commit()
             .with_context(|| format!("{}: cannot write the report", path.display()))?;
     }
     if !args.quiet {
         print_summary(&summary);
     }
+    if let Some(stop) = &summary.interrupted {
+        print_interrupted(stop);
+        return Ok(u8::try_from(128 + stop.signal).unwrap_or(130));
+    }
     Ok(summary.exit_code() as u8)
+}
+
+/// Runs `cfg` and publishes its results only once the site is saved (contract §13): `-o
+/// FILE` is written beside FILE and renamed into place; standard output, when the run
+/// saves, is held in an unnamed temporary file and copied out at the end. A run that saves
+/// nothing streams its results.
+fn run_to_results(
+    cfg: &smsrefresh::run::RunConfig,
+    output: Option<&Path>,
+    progress: &dyn Progress,
+) -> Result<run::Finished> {
+    if let Some(path) = output {
+        let mut staged =
+            Staged::create(path).with_context(|| format!("{}: cannot create", path.display()))?;
+        let finished = run::run(cfg, &mut staged, progress)?;
+        staged.commit()?;
+        return Ok(finished);
+    }
+    if !cfg.save {
+        return Ok(run::run(
+            cfg,
+            &mut PipeSafe::new(io::stdout().lock()),
+            progress,
+        )?);
+    }
+    let mut spool =
+        io::BufWriter::new(tempfile::tempfile().context("a temporary file for the results")?);
+    let finished = run::run(cfg, &mut spool, progress)?;
+    let mut file = spool.into_inner().map_err(io::IntoInnerError::into_error)?;
+    file.seek(io::SeekFrom::Start(0))?;
+    let mut out = PipeSafe::new(io::stdout().lock());
+    io::copy(&mut file, &mut out)?;
+    out.flush()?;
+    Ok(finished)
+}
+
+/// How far an interrupted run got, and how to finish it.
+fn print_interrupted(stop: &smsrefresh::run::Interrupted) {
+    eprintln!(
+        "smsrefresh: stopped by {}: {} of {} commands ran; their results are written and what they changed is saved",
+        super::signals::name(stop.signal),
+        stop.ran,
+        stop.total
+    );
+    let Some((source, line)) = &stop.resume_at else {
+        return;
+    };
+    let path = Path::new(source);
+    if path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("yaml") || e.eq_ignore_ascii_case("yml"))
+    {
+        eprintln!(
+            "smsrefresh: to resume, run the policy again: its plan is resolved afresh, and refreshes are idempotent"
+        );
+        return;
+    }
+    let rest = if path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("csv"))
+    {
+        "rest.csv"
+    } else {
+        "rest.pdadmin"
+    };
+    eprintln!(
+        "smsrefresh: to resume, run the rest from line {line} of {source} and the inputs after it \
+         (for example `tail -n +{line} {source} > {rest}`, then `smsrefresh run … {rest} …`); \
+         refreshes are idempotent, so running the whole input again is safe too"
+    );
 }
 
 /// Sites loaded for `plan` and `validate` (no lock: nothing is saved), each once however
@@ -256,12 +337,23 @@ fn validate(args: &ValidateArgs) -> Result<u8> {
             }
             Err(e) => {
                 failed = true;
-                println!("{}: invalid: {e:#}", path.display());
+                println!("{}", invalid_line(path, &format!("{e:#}")));
             }
         }
     }
     sites.leave();
     Ok(if failed { 2 } else { 0 })
+}
+
+/// `invalid: ERROR` when the error names the policy file itself, else `FILE: invalid: ERROR`:
+/// the file is named once.
+fn invalid_line(path: &Path, error: &str) -> String {
+    let file = path.display().to_string();
+    if error.starts_with(&format!("{file}:")) {
+        format!("invalid: {error}")
+    } else {
+        format!("{file}: invalid: {error}")
+    }
 }
 
 fn exec(args: &ExecArgs) -> Result<u8> {
@@ -288,14 +380,18 @@ fn exec(args: &ExecArgs) -> Result<u8> {
     };
     let source: Arc<str> = Arc::from("exec");
     let result = engine.execute(&source, 1, &raw, parsed);
+    // Saved before the result is shown: a result never claims a change the site lacks.
+    if cfg.save {
+        engine.site.save()?;
+    }
     let mut out = PipeSafe::new(io::stdout().lock());
+    if cfg.dry_run && matches!(args.format, super::args::FormatArg::Pdadmin) {
+        out.write_all(smsrefresh::output::DRY_RUN_LINE)?;
+    }
     let mut w = writer(args.format.into(), &mut out);
     w.write(&result)?;
     w.finish()?;
     drop(w);
-    if cfg.save {
-        engine.site.save()?;
-    }
     // As for `run`: the process exits next, so skip freeing the site piece by piece.
     std::mem::forget(engine);
     Ok(u8::from(result.status() == Status::Error))

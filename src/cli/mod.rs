@@ -10,6 +10,7 @@ mod dispatch;
 mod progress;
 mod report;
 mod shell;
+mod signals;
 mod terminal;
 
 use std::process::ExitCode;

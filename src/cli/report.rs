@@ -1,8 +1,6 @@
 //! The `--report` audit record: one JSON document per run saying who ran what, when,
 //! against which site, and what came of it (contract §7).
 
-use std::path::Path;
-
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -127,17 +125,4 @@ pub fn render(cfg: &RunConfig, summary: &Summary, started: i64, ended: i64) -> S
         },
     };
     serde_json::to_string_pretty(&report).unwrap_or_default()
-}
-
-/// Writes the audit record to `path` (beside it first, then renamed: never half a report).
-pub fn write(
-    path: &Path,
-    cfg: &RunConfig,
-    summary: &Summary,
-    started: i64,
-    ended: i64,
-) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, render(cfg, summary, started, ended) + "\n")?;
-    std::fs::rename(&tmp, path)
 }

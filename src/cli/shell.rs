@@ -58,6 +58,9 @@ pub fn shell(cfg: &SiteConfig) -> Result<u8> {
     let (_lock, engine) =
         Engine::open(&cfg.site, cfg.store.as_deref(), cfg.now, cfg.dry_run, lock)?;
     print_warnings(&engine);
+    if cfg.dry_run {
+        PipeSafe::new(io::stdout().lock()).write_all(smsrefresh::output::DRY_RUN_LINE)?;
+    }
     let interactive = io::stdin().is_terminal();
     let input = Prompting {
         inner: io::stdin().lock(),

@@ -68,9 +68,14 @@ pub fn print_summary(s: &Summary) {
     let mut err = io::stderr().lock();
     let _ = writeln!(
         err,
-        "smsrefresh: {} commands: {} ok, {} warning, {} error; {} sessions refreshed, {} terminated; \
+        "{}smsrefresh: {} commands: {} ok, {} warning, {} error; {} sessions refreshed, {} terminated; \
          {:.3} s (load {:.3} s [registry {:.3} s, sessions {:.3} s], plan {:.3} s, execute {:.3} s, write {:.3} s, save {:.3} s), \
          {:.0} commands/s, {} threads",
+        if s.dry_run {
+            "dry run: nothing was changed; "
+        } else {
+            ""
+        },
         s.commands(),
         s.ok,
         s.warning,

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
 
-use super::Engine;
+use super::{Engine, Interrupt};
 use crate::exec::{CommandResult, Context, Outcome, Status, Step};
 use crate::input::{Job, JobKind};
 use crate::message as msg;
@@ -42,6 +42,8 @@ pub struct Executor<'e> {
     executed: u64,
     /// Set after the first failure under `--fail-fast`.
     stopped: bool,
+    /// Checked before each command when they run one by one (a paced run can take long).
+    interrupt: Interrupt,
 }
 
 /// Executes one job on its own (the one-at-a-time path: `exec`, `shell`, `--fail-fast`).
@@ -72,7 +74,15 @@ impl<'e> Executor<'e> {
             started: Instant::now(),
             executed: 0,
             stopped: false,
+            interrupt: Interrupt::default(),
         })
+    }
+
+    /// Stops starting commands once `interrupt` is requested: [`Executor::run_chunk`] then
+    /// returns the results of the commands that ran, fewer than it was given.
+    pub fn with_interrupt(mut self, interrupt: Interrupt) -> Self {
+        self.interrupt = interrupt;
+        self
     }
 
     /// The worker threads in use.
@@ -80,7 +90,8 @@ impl<'e> Executor<'e> {
         self.pool.current_num_threads()
     }
 
-    /// Executes `jobs` and returns their results in the same order.
+    /// Executes `jobs` and returns their results in the same order (only those of a prefix
+    /// of them when an interrupt stops a run that goes one by one).
     pub fn run_chunk(&mut self, source: &Arc<str>, jobs: &[Job]) -> Vec<CommandResult> {
         if self.config.fail_fast || self.config.rate > 0.0 {
             return self.run_sequential(source, jobs);
@@ -182,6 +193,9 @@ impl<'e> Executor<'e> {
     fn run_sequential(&mut self, source: &Arc<str>, jobs: &[Job]) -> Vec<CommandResult> {
         let mut out = Vec::with_capacity(jobs.len());
         for job in jobs {
+            if self.interrupt.requested().is_some() {
+                break;
+            }
             if self.stopped {
                 out.push(self.not_run(source, job));
                 continue;

@@ -8,6 +8,7 @@ mod executor;
 
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::Duration;
 
 pub use executor::{BatchConfig, Executor};
@@ -20,6 +21,28 @@ use crate::rules::RefreshRules;
 use crate::session::Clock;
 use crate::site::lock::SiteLock;
 use crate::site::{Site, SiteError};
+
+/// A request to stop a run early, made by the binary's signal handler: the signal's number.
+/// The run then starts no further command, saves what ran, and says how far it got.
+#[derive(Debug, Clone, Default)]
+pub struct Interrupt(Arc<AtomicI32>);
+
+impl Interrupt {
+    /// Asks the run to stop; the first signal's number is kept.
+    pub fn request(&self, signal: i32) {
+        let _ = self
+            .0
+            .compare_exchange(0, signal, Ordering::SeqCst, Ordering::SeqCst);
+    }
+
+    /// The signal that asked the run to stop, if one did.
+    pub fn requested(&self) -> Option<i32> {
+        match self.0.load(Ordering::SeqCst) {
+            0 => None,
+            s => Some(s),
+        }
+    }
+}
 
 /// A loaded site, the refresh rules of the run, and its "now".
 pub struct Engine {

@@ -184,25 +184,18 @@ impl<R: BufRead> Iterator for CsvSource<'_, R> {
             if trimmed.is_empty() || trimmed.starts_with('#') {
                 continue;
             }
-            let mut record = text;
-            // An odd number of quotes: a quoted field runs on to the next line.
-            while record.matches('"').count() % 2 == 1 {
-                match self.physical() {
-                    Err(e) => return Some(Err(e)),
-                    Ok(Some(Ok(next))) => {
-                        record.push('\n');
-                        record.push_str(&next);
-                    }
-                    Ok(Some(Err(why))) => {
-                        return Some(Ok(Job::invalid(
-                            start,
-                            "",
-                            &msg::BAD_ROW,
-                            format!("line {start}: {why}"),
-                        )));
-                    }
-                    Ok(None) => break,
-                }
+            let record = text;
+            // Names hold no line breaks, so a quoted field never spans lines (contract §13):
+            // an unbalanced quote is this row's error, and the next line is the next row.
+            if record.matches('"').count() % 2 == 1 {
+                return Some(Ok(Job::invalid(
+                    start,
+                    record,
+                    &msg::BAD_ROW,
+                    format!(
+                        "line {start}: a quote is not closed on this line (a quoted field never spans lines)"
+                    ),
+                )));
             }
             let job = match split_record(&record) {
                 Err(why) => {
@@ -313,22 +306,34 @@ mod tests {
     }
 
     #[test]
-    fn quoted_fields_span_lines_and_quotes_double() {
+    fn quotes_double_and_never_span_lines() {
         let got = jobs(
-            "\"a \"\"b\"\"\",ibm.com\n\"multi\nline\",ibm.com\nnext,ibm.com\n\"open,ibm.com\n",
+            "\"a \"\"b\"\"\",ibm.com\n\"multi\nline\",ibm.com\nnext,ibm.com\n\"open,ibm.com\njo\"hn,ibm.com\nlast,ibm.com\n",
             CsvDefaults::default(),
         );
         assert_eq!(
             cmd(&got[0]),
             r#"server task s2-webseald-h sms session refresh all_sessions "a \"b\"" -realm ibm.com"#
         );
-        assert_eq!(got[1].line, 2);
-        assert!(cmd(&got[1]).contains("\"multi\nline\""), "{}", cmd(&got[1]));
-        assert_eq!(got[2].line, 4);
+        // A quote left open is that line's error; the next physical line is the next row.
+        let open = "a quote is not closed on this line (a quoted field never spans lines)";
         assert_eq!(
-            cmd(&got[3]),
-            "invalid: line 5: a quoted field is not closed"
+            (got[1].line, cmd(&got[1])),
+            (2, format!("invalid: line 2: {open}"))
         );
+        assert_eq!(got[2].line, 3);
+        assert!(
+            cmd(&got[2]).starts_with("invalid: line 3:"),
+            "{}",
+            cmd(&got[2])
+        );
+        assert_eq!(got[3].line, 4);
+        assert!(cmd(&got[3]).ends_with("next -realm ibm.com"));
+        assert_eq!(cmd(&got[4]), format!("invalid: line 5: {open}"));
+        assert_eq!(cmd(&got[5]), format!("invalid: line 6: {open}"));
+        assert_eq!(got[6].line, 7);
+        assert!(cmd(&got[6]).ends_with("last -realm ibm.com"));
+        assert_eq!(got.len(), 7);
         assert_eq!(split_record(" a , \"b c\" ,").unwrap(), ["a", "b c", ""]);
         assert!(split_record("\"a\"x,b").is_err());
     }

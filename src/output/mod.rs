@@ -37,10 +37,15 @@ pub fn render(format: Format, results: &[CommandResult], out: &mut Vec<u8>) {
     }
 }
 
-/// What comes before the first result: the CSV header.
-pub fn header(format: Format) -> &'static [u8] {
+/// The line that opens a dry run's pdadmin output (contract §13).
+pub const DRY_RUN_LINE: &[u8] = b"# dry run: nothing was changed\n";
+
+/// What comes before the first result: the CSV header (which has a `dry_run` column), or a
+/// dry run's marker line in pdadmin text. JSON Lines results say `dry_run` each.
+pub fn header(format: Format, dry_run: bool) -> &'static [u8] {
     match format {
         Format::Csv => csv::HEADER_LINE,
+        Format::Pdadmin if dry_run => DRY_RUN_LINE,
         _ => b"",
     }
 }

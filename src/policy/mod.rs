@@ -217,6 +217,8 @@ impl Policy {
     pub fn parse(path: &Path, bytes: Vec<u8>) -> Result<Self, PolicyError> {
         let text = String::from_utf8(bytes.clone())
             .map_err(|_| SiteError::at(path, None, None, "the policy is not valid UTF-8"))?;
+        crate::yaml_depth::check(&text)
+            .map_err(|(line, m)| SiteError::at(path, Some(line), None, m))?;
         let raw: RawPolicy = serde_yaml::from_str(&text)
             .map_err(|e| SiteError::Invalid(Located::from_yaml(path, &e)))?;
         let place = Place {
@@ -248,10 +250,14 @@ impl Policy {
             })
             .transpose()?;
         let e = raw.execution;
-        if !(e.rate.is_finite() && e.rate >= 0.0) {
+        // 0 is unlimited; otherwise between one command a day and a million a second.
+        if !(e.rate == 0.0 || (e.rate.is_finite() && (1.0 / 86_400.0..=1e6).contains(&e.rate))) {
             return Err(place.at(
                 &["execution", "rate"],
-                "expected a number of commands per second, 0 for unlimited".into(),
+                format!(
+                    "{}: expected commands per second between 0.0000116 (one a day) and 1000000, or 0 for unlimited",
+                    e.rate
+                ),
             ));
         }
         Ok(Self {

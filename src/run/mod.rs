@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+pub use crate::engine::Interrupt;
 use crate::engine::{BatchConfig, Engine, Executor};
 use crate::input::{CommandSource, CsvDefaults, CsvSource, Job};
 use crate::output::{self, Format};
@@ -81,6 +82,10 @@ pub struct RunConfig {
     pub now: Option<i64>,
     /// `--store URL`: where the sessions live, over `SMSREFRESH_STORE` and `store:`.
     pub store: Option<String>,
+    /// Set by a signal handler to stop the run early (contract §13).
+    pub interrupt: Interrupt,
+    /// `--require-input`: an input with no commands stops the run before it starts.
+    pub require_input: bool,
     pub lock_timeout: Duration,
 }
 
@@ -92,12 +97,28 @@ pub enum RunError {
     Site(#[from] SiteError),
     #[error(transparent)]
     Plan(#[from] PlanError),
-    #[error("{path}: {source}")]
-    Input { path: String, source: io::Error },
+    #[error("{path}: {cause}")]
+    Input { path: String, cause: io::Error },
     #[error("writing results: {0}")]
-    Output(#[source] io::Error),
+    Output(io::Error),
     #[error("starting worker threads: {0}")]
     Threads(String),
+    #[error("{path}: {what}; nothing was run")]
+    NotText { path: String, what: String },
+    #[error("{path}: the input has no commands (--require-input); nothing was run")]
+    NoCommands { path: String },
+}
+
+/// How far an interrupted run got.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Interrupted {
+    pub signal: i32,
+    /// Commands that ran (their results are written and their changes saved).
+    pub ran: u64,
+    /// Commands in the inputs, run or not.
+    pub total: u64,
+    /// The input and line of the first command that did not run.
+    pub resume_at: Option<(String, u64)>,
 }
 
 /// Progress reports from a run; the binary draws a bar, tests ignore them.
@@ -130,8 +151,8 @@ pub fn run(
     progress: &dyn Progress,
 ) -> Result<Finished, RunError> {
     let start = Instant::now();
-    // Every input must open before anything changes (exit 2 otherwise).
-    let inputs = Inputs::open(&cfg.inputs)?;
+    // Every input must open, and be text, before anything changes (exit 2 otherwise).
+    let inputs = Inputs::open(&cfg.inputs, cfg.require_input)?;
     let lock = cfg.save.then_some(cfg.lock_timeout);
     let (_lock, engine) =
         Engine::open(&cfg.site, cfg.store.as_deref(), cfg.now, cfg.dry_run, lock)?;
@@ -155,11 +176,14 @@ pub fn run_loaded(
         load: start.elapsed(),
         load_parts: engine.site.load_times,
         warnings: engine.warnings(),
+        dry_run: cfg.dry_run,
         ..Summary::default()
     };
     let plan = plan(cfg, &engine, &mut summary)?;
     execute(cfg, &engine, plan, &mut inputs, out, progress, &mut summary)?;
-    summary.purged = sweep(cfg, &engine)?;
+    if summary.interrupted.is_none() {
+        summary.purged = sweep(cfg, &engine)?;
+    }
     progress.end();
     if cfg.save && !cfg.dry_run {
         let t = Instant::now();
@@ -196,13 +220,14 @@ fn execute(
     progress: &dyn Progress,
     summary: &mut Summary,
 ) -> Result<(), RunError> {
-    let executor =
-        Executor::new(engine, cfg.batch).map_err(|e| RunError::Threads(e.to_string()))?;
+    let executor = Executor::new(engine, cfg.batch)
+        .map_err(|e| RunError::Threads(e.to_string()))?
+        .with_interrupt(cfg.interrupt.clone());
     summary.threads = executor.threads();
     progress.begin(cfg.inputs.iter().map(input_size).sum());
     let mut buffered = BufWriter::with_capacity(1 << 16, out);
     buffered
-        .write_all(output::header(cfg.format))
+        .write_all(output::header(cfg.format, cfg.dry_run))
         .map_err(RunError::Output)?;
     let bytes = inputs.bytes.clone();
     let mut pump = Pump::new(
@@ -212,6 +237,7 @@ fn execute(
         summary,
         progress,
         bytes,
+        cfg.interrupt.clone(),
     );
     if let (Some(plan), Some(policy)) = (plan, &cfg.policy) {
         let source: Arc<str> = Arc::from(policy.file.display().to_string().as_str());
@@ -222,8 +248,10 @@ fn execute(
             .map(|(i, c)| Ok(Job::command(i as u64 + 1, c)));
         pump.drain(&source, jobs)?;
     }
+    let mut empty = Vec::new();
     for (input, reader) in &mut inputs.readers {
         let source: Arc<str> = Arc::from(input.name().as_str());
+        let before = pump.seen;
         match input {
             Input::Csv(_) | Input::Stdin { csv: true } => {
                 let rows = CsvSource::new(reader, cfg.csv.clone(), &engine.site.topology);
@@ -231,8 +259,25 @@ fn execute(
             }
             _ => pump.drain(&source, CommandSource::new(reader))?,
         }
+        if pump.seen == before {
+            if cfg.require_input {
+                return Err(RunError::NoCommands { path: input.name() });
+            }
+            empty.push(format!("{}: the input has no commands", input.name()));
+        }
     }
+    let (not_run, resume_at) = (pump.not_run, pump.resume_at.take());
     drop(pump);
+    summary.warnings.extend(empty);
+    if let Some(signal) = cfg.interrupt.requested() {
+        let ran = summary.commands();
+        summary.interrupted = Some(Interrupted {
+            signal,
+            ran,
+            total: ran + not_run,
+            resume_at,
+        });
+    }
     buffered.flush().map_err(RunError::Output)
 }
 

@@ -9,12 +9,28 @@ use std::time::Instant;
 
 use rayon::prelude::*;
 
-use super::{CHUNK, Input, Progress, RunError, Summary};
+use super::{CHUNK, Input, Interrupt, Progress, RunError, Summary};
 use crate::engine::Executor;
-use crate::input::{Counting, Job};
+use crate::input::{Counting, Job, sniff};
 use crate::output::{self, Format};
 
 pub type Reader = Counting<Box<dyn BufRead>>;
+
+/// The checks of contract §13 on a file input, before anything runs.
+fn check(path: &std::path::Path, csv: bool, require_input: bool) -> Result<(), RunError> {
+    let name = path.display().to_string();
+    let io_err = |e| RunError::Input {
+        path: name.clone(),
+        cause: e,
+    };
+    if let Err(what) = sniff::check_text(path).map_err(io_err)? {
+        return Err(RunError::NotText { path: name, what });
+    }
+    if require_input && !sniff::has_commands(path, csv).map_err(io_err)? {
+        return Err(RunError::NoCommands { path: name });
+    }
+    Ok(())
+}
 
 /// Every input of a run, opened, with the count of bytes read from them so far.
 pub struct Inputs {
@@ -23,8 +39,14 @@ pub struct Inputs {
 }
 
 impl Inputs {
-    /// Opens every input; any that cannot be opened stops the run before it starts.
-    pub fn open(inputs: &[Input]) -> Result<Self, RunError> {
+    /// Opens every input; any that cannot be opened, or is not text (or, with
+    /// `require_input`, has no command), stops the run before it starts.
+    pub fn open(inputs: &[Input], require_input: bool) -> Result<Self, RunError> {
+        for input in inputs {
+            if let Input::Commands(p) | Input::Csv(p) = input {
+                check(p, matches!(input, Input::Csv(_)), require_input)?;
+            }
+        }
         let bytes = Arc::new(AtomicU64::new(0));
         let readers = inputs
             .iter()
@@ -41,7 +63,7 @@ fn open(input: &Input, counter: &Arc<AtomicU64>) -> Result<Reader, RunError> {
             1 << 16,
             File::open(p).map_err(|e| RunError::Input {
                 path: p.display().to_string(),
-                source: e,
+                cause: e,
             })?,
         )),
     };
@@ -55,7 +77,8 @@ pub(super) fn input_size(input: &Input) -> u64 {
     }
 }
 
-/// Streams jobs through the executor in chunks, writing results in order.
+/// Streams jobs through the executor in chunks, writing results in order. Once an
+/// interrupt is requested, no further chunk starts: the rest of the input is only counted.
 pub(super) struct Pump<'a, 'e> {
     executor: Executor<'e>,
     format: Format,
@@ -63,6 +86,12 @@ pub(super) struct Pump<'a, 'e> {
     summary: &'a mut Summary,
     progress: &'a dyn Progress,
     bytes: Arc<AtomicU64>,
+    interrupt: Interrupt,
+    /// Commands left unrun after an interrupt, and where the first of them is.
+    pub(super) not_run: u64,
+    pub(super) resume_at: Option<(String, u64)>,
+    /// Jobs read so far, from every input.
+    pub(super) seen: u64,
 }
 
 impl<'a, 'e> Pump<'a, 'e> {
@@ -73,6 +102,7 @@ impl<'a, 'e> Pump<'a, 'e> {
         summary: &'a mut Summary,
         progress: &'a dyn Progress,
         bytes: Arc<AtomicU64>,
+        interrupt: Interrupt,
     ) -> Self {
         Self {
             executor,
@@ -81,13 +111,36 @@ impl<'a, 'e> Pump<'a, 'e> {
             summary,
             progress,
             bytes,
+            interrupt,
+            not_run: 0,
+            resume_at: None,
+            seen: 0,
         }
+    }
+
+    /// Runs a chunk, unless an interrupt came: then its jobs are counted as not run.
+    fn chunk_or_stop(&mut self, source: &Arc<str>, jobs: &[Job]) -> Result<(), RunError> {
+        if self.interrupt.requested().is_none() {
+            return self.chunk(source, jobs);
+        }
+        if let (None, Some(first)) = (&self.resume_at, jobs.first()) {
+            self.resume_at = Some((source.to_string(), first.line));
+        }
+        self.not_run += jobs.len() as u64;
+        Ok(())
     }
 
     fn chunk(&mut self, source: &Arc<str>, jobs: &[Job]) -> Result<(), RunError> {
         let t = Instant::now();
         let results = self.executor.run_chunk(source, jobs);
         self.summary.execute += t.elapsed();
+        // An interrupt stopped a run that goes one by one: the rest did not run.
+        if let Some(first) = jobs.get(results.len()) {
+            if self.resume_at.is_none() {
+                self.resume_at = Some((source.to_string(), first.line));
+            }
+            self.not_run += (jobs.len() - results.len()) as u64;
+        }
         let t = Instant::now();
         // Render slices in parallel, write them in order.
         let format = self.format;
@@ -120,17 +173,18 @@ impl<'a, 'e> Pump<'a, 'e> {
     ) -> Result<(), RunError> {
         let mut chunk: Vec<Job> = Vec::with_capacity(CHUNK);
         for job in jobs {
+            self.seen += 1;
             chunk.push(job.map_err(|e| RunError::Input {
                 path: source.to_string(),
-                source: e,
+                cause: e,
             })?);
             if chunk.len() == CHUNK {
-                self.chunk(source, &chunk)?;
+                self.chunk_or_stop(source, &chunk)?;
                 chunk.clear();
             }
         }
         if !chunk.is_empty() {
-            self.chunk(source, &chunk)?;
+            self.chunk_or_stop(source, &chunk)?;
         }
         Ok(())
     }

@@ -31,6 +31,10 @@ pub struct Summary {
     pub save: Duration,
     pub elapsed: Duration,
     pub threads: usize,
+    /// A dry run: nothing was changed.
+    pub dry_run: bool,
+    /// Set when a signal stopped the run before its end.
+    pub interrupted: Option<super::Interrupted>,
     /// Configuration warnings (catalog lines), for standard error.
     pub warnings: Vec<String>,
 }

@@ -1,16 +1,133 @@
 //! Replacing a file atomically: write a temporary file beside it, fsync it, rename it over
 //! the target, fsync the directory. A crash at any point leaves either the old file or the
-//! new one, never a mix; a temporary file left by a crash is removed by the next save (only
-//! the holder of the site lock saves, so no live process owns it).
+//! new one, never a mix; a temporary file left by a crash is removed by the next run that takes
+//! the site lock (only the holder of the lock saves, so no live process owns it).
 
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use super::error::SiteError;
 
+/// Every temporary file being written now, so that a run stopped at once (a second
+/// interrupt) removes them before it exits: no `*.tmp-PID` is left behind.
+static PENDING: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+fn pending(add: Option<&Path>, remove: Option<&Path>) {
+    let mut list = PENDING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(p) = remove {
+        list.retain(|x| x != p);
+    }
+    if let Some(p) = add {
+        list.push(p.to_path_buf());
+    }
+}
+
+/// Set once this process has replaced a file: from then on, a run that is stopped at once
+/// would leave results behind what it already saved, so it finishes publishing instead.
+static REPLACED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether this process has already replaced a file (a snapshot, results, a report).
+pub fn replaced_a_file() -> bool {
+    REPLACED.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+fn mark_replaced() {
+    REPLACED.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// Removes every temporary file being written (for a process about to exit at once).
+pub fn remove_pending_temp_files() {
+    let list = PENDING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    for p in list.iter() {
+        let _ = fs::remove_file(p);
+    }
+}
+
+/// The temporary name beside `path`: `DIR/.NAME.tmp-PID`.
+fn temp_beside(path: &Path) -> (PathBuf, PathBuf, String) {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
+    let name = path
+        .file_name()
+        .map_or_else(|| "snapshot".into(), |n| n.to_string_lossy().into_owned());
+    let prefix = format!(".{name}.tmp-");
+    let tmp = dir.join(format!("{prefix}{}", std::process::id()));
+    (dir, tmp, prefix)
+}
+
+/// A file written beside its target and renamed over it only by [`Staged::commit`]: until
+/// then the target keeps its old content, and a dropped (or interrupted) one is removed.
+pub struct Staged {
+    target: PathBuf,
+    tmp: PathBuf,
+    dir: PathBuf,
+    file: Option<BufWriter<File>>,
+}
+
+impl Staged {
+    /// Starts writing what will replace `target`.
+    pub fn create(target: &Path) -> Result<Self, SiteError> {
+        let (dir, tmp, prefix) = temp_beside(target);
+        remove_stale(&dir, &prefix);
+        pending(Some(&tmp), None);
+        let file = File::create(&tmp).map_err(|e| {
+            pending(None, Some(&tmp));
+            SiteError::io(&tmp, e)
+        })?;
+        Ok(Self {
+            target: target.to_path_buf(),
+            tmp,
+            dir,
+            file: Some(BufWriter::with_capacity(1 << 16, file)),
+        })
+    }
+
+    /// Flushes, syncs and renames the file over its target.
+    pub fn commit(mut self) -> Result<(), SiteError> {
+        let out = self.file.take().expect("a staged file is committed once");
+        let file = out
+            .into_inner()
+            .map_err(|e| SiteError::io(&self.tmp, e.into_error()))?;
+        file.sync_all().map_err(|e| SiteError::io(&self.tmp, e))?;
+        fs::rename(&self.tmp, &self.target).map_err(|e| SiteError::io(&self.target, e))?;
+        mark_replaced();
+        pending(None, Some(&self.tmp));
+        sync_dir(&self.dir);
+        Ok(())
+    }
+}
+
+impl Write for Staged {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.file.as_mut().map_or(Ok(buf.len()), |f| f.write(buf))
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.as_mut().map_or(Ok(()), Write::flush)
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        if self.file.take().is_some() {
+            let _ = fs::remove_file(&self.tmp);
+            pending(None, Some(&self.tmp));
+        }
+    }
+}
+
 /// The environment variable that injects a crash half-way through a save (a test hook for
-/// crash safety: `SMSREFRESH_FAULT=abort-mid-save`).
+/// crash safety: `SMSREFRESH_FAULT=abort-mid-save`). Only builds with debug assertions (the
+/// tests') or the `fault-injection` feature read it: a release build never aborts on it.
 pub const FAULT_ENV: &str = "SMSREFRESH_FAULT";
 
 /// Where an injected crash happens, if one is asked for.
@@ -19,6 +136,9 @@ pub struct CrashPoint(Option<usize>);
 impl CrashPoint {
     /// Half-way through `total` items, when the fault hook is set.
     pub fn new(total: usize) -> Self {
+        if !cfg!(any(debug_assertions, feature = "fault-injection")) {
+            return Self(None);
+        }
         Self(match std::env::var(FAULT_ENV).as_deref() {
             Ok("abort-mid-save") => Some(total / 2),
             _ => None,
@@ -39,16 +159,10 @@ pub fn write(
     path: &Path,
     body: impl FnOnce(&mut dyn Write) -> io::Result<()>,
 ) -> Result<(), SiteError> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map_or_else(|| "snapshot".into(), |n| n.to_string_lossy().into_owned());
-    let prefix = format!(".{name}.tmp-");
+    let (dir, tmp, prefix) = temp_beside(path);
+    let dir = dir.as_path();
     remove_stale(dir, &prefix);
-    let tmp = dir.join(format!("{prefix}{}", std::process::id()));
+    pending(Some(&tmp), None);
     let result = (|| {
         let file = File::create(&tmp).map_err(|e| SiteError::io(&tmp, e))?;
         let mut out = BufWriter::with_capacity(1 << 20, file);
@@ -58,13 +172,29 @@ pub fn write(
             .map_err(|e| SiteError::io(&tmp, e.into_error()))?;
         file.sync_all().map_err(|e| SiteError::io(&tmp, e))?;
         fs::rename(&tmp, path).map_err(|e| SiteError::io(path, e))?;
+        mark_replaced();
         sync_dir(dir);
         Ok(())
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
     }
+    pending(None, Some(&tmp));
     result
+}
+
+/// Removes the temporary files a killed run left in a site folder (`.NAME.tmp-PID`). Called
+/// by the holder of the site lock, so no live process is writing them.
+pub fn remove_stale_temp_files(dir: &Path) {
+    if let Ok(entries) = fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with('.') && name.contains(".tmp-") {
+                let _ = fs::remove_file(e.path());
+            }
+        }
+    }
 }
 
 fn remove_stale(dir: &Path, prefix: &str) {

@@ -71,10 +71,12 @@ impl fmt::Display for Located {
 pub enum SiteError {
     #[error("{0}")]
     Invalid(Located),
-    #[error("{}: {source}", path.display())]
-    Io { path: PathBuf, source: io::Error },
+    /// The cause is part of the message (and not an error source too, which would print it
+    /// twice in a chain).
+    #[error("{}: {cause}", path.display())]
+    Io { path: PathBuf, cause: io::Error },
     #[error(
-        "no site given: use --site DIR, a policy's `site:` key, or the SMSREFRESH_SITE variable"
+        "no site given: use --site DIR, the SMSREFRESH_SITE variable or a policy's `site:` key, or run in a site folder (one with a topology.yaml)"
     )]
     NoSite,
     #[error("{}: not a site directory (no topology.yaml)", .0.display())]
@@ -83,15 +85,19 @@ pub enum SiteError {
     Store(#[from] crate::store::StoreError),
     #[error(transparent)]
     StoreUrl(#[from] crate::store::url::UrlError),
-    #[error("{}: the site is locked by another smsrefresh run (waited {waited_s} s); try again when it ends", path.display())]
-    Locked { path: PathBuf, waited_s: u64 },
+    #[error("{}: the site is locked by another smsrefresh run ({holder}); waited {waited_s} s, try again when it ends", path.display())]
+    Locked {
+        path: PathBuf,
+        waited_s: f64,
+        holder: String,
+    },
 }
 
 impl SiteError {
-    pub fn io(path: &Path, source: io::Error) -> Self {
+    pub fn io(path: &Path, cause: io::Error) -> Self {
         SiteError::Io {
             path: path.to_path_buf(),
-            source,
+            cause,
         }
     }
 

@@ -14,6 +14,7 @@ pub mod topology;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+pub use atomic::{Staged, remove_pending_temp_files, replaced_a_file};
 pub use error::{Located, SiteError};
 pub use registry::Registry;
 pub use topology::{SnapshotFormat, Topology};
@@ -43,19 +44,42 @@ pub struct LoadTimes {
     pub sessions: Duration,
 }
 
-/// Picks the site directory: the explicit one, else `SMSREFRESH_SITE`.
+/// Picks the site directory: the explicit one, else `SMSREFRESH_SITE`, else the current
+/// folder when it is a site.
 pub fn resolve(explicit: Option<&Path>) -> Result<PathBuf, SiteError> {
-    let dir = match explicit {
-        Some(d) => d.to_path_buf(),
-        None => match std::env::var_os(SITE_ENV) {
-            Some(d) if !d.is_empty() => PathBuf::from(d),
-            _ => return Err(SiteError::NoSite),
-        },
+    pick(explicit, None).map(|(dir, _)| dir)
+}
+
+/// Picks the site directory (contract §13): `--site` (`explicit`), then `SMSREFRESH_SITE`,
+/// then a policy's `site:`, then the current folder when it holds a `topology.yaml`. When
+/// the policy's `site:` is overridden, the second value says so, for standard error.
+pub fn pick(
+    explicit: Option<&Path>,
+    policy_site: Option<&Path>,
+) -> Result<(PathBuf, Option<String>), SiteError> {
+    let env = std::env::var_os(SITE_ENV)
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from);
+    let (dir, by) = match (explicit, env, policy_site) {
+        (Some(d), _, _) => (d.to_path_buf(), "--site"),
+        (None, Some(d), _) => (d, SITE_ENV),
+        (None, None, Some(d)) => (d.to_path_buf(), "the policy"),
+        (None, None, None) if Path::new("topology.yaml").is_file() => {
+            (PathBuf::from("."), "the current folder")
+        }
+        (None, None, None) => return Err(SiteError::NoSite),
     };
     if !dir.join("topology.yaml").is_file() {
         return Err(SiteError::NotASite(dir));
     }
-    Ok(dir)
+    let note = policy_site.filter(|p| *p != dir).map(|p| {
+        format!(
+            "the site is {} (from {by}), not the policy's `site:` {}",
+            dir.display(),
+            p.display()
+        )
+    });
+    Ok((dir, note))
 }
 
 /// The store a site's sessions live in (contract §11): `explicit` (`--store`), else
@@ -184,9 +208,10 @@ impl Site {
     }
 
     /// Keeps what a run changed: with the site-files store, replaces the snapshot atomically
-    /// in the site's form; a store that keeps each change as it is applied has nothing to do.
+    /// in the site's form; a store that keeps each change as it is applied, or a run that
+    /// changed nothing, leaves the files alone.
     pub fn save(&self) -> Result<(), SiteError> {
-        if self.store.saved_by_site() {
+        if self.store.saved_by_site() && self.store.changed() {
             self.save_as(self.topology.snapshot)
         } else {
             Ok(())

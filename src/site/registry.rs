@@ -125,15 +125,16 @@ impl Registry {
 
     /// Checks a `registry.yaml` text; `path` is only used in messages.
     pub fn parse_yaml(path: &Path, text: &str) -> Result<Self, SiteError> {
-        let text = text.to_owned();
-        let raw: RawYaml = serde_yaml::from_str(&text)
+        crate::yaml_depth::check(text)
+            .map_err(|(line, m)| SiteError::at(path, Some(line), None, m))?;
+        let raw: RawYaml = serde_yaml::from_str(text)
             .map_err(|e| SiteError::Invalid(Located::from_yaml(path, &e)))?;
         let mut users = Vec::with_capacity(raw.users.0.len());
         for (name, u) in raw.users.0 {
             let entry = check_user(&name, &u.groups, &u.attributes).map_err(|m| {
                 SiteError::at(
                     path,
-                    locate(&text, &["users", &name]),
+                    locate(text, &["users", &name]),
                     Some(format!("users.{name}")),
                     m,
                 )
@@ -143,7 +144,7 @@ impl Registry {
         Self::from_entries(users).map_err(|(_, _, name)| {
             SiteError::at(
                 path,
-                locate(&text, &["users", &name]),
+                locate(text, &["users", &name]),
                 Some(format!("users.{name}")),
                 "the user is given twice (user names ignore case)",
             )

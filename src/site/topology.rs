@@ -139,6 +139,8 @@ impl Topology {
 
     /// Checks a topology text; `path` is only used in messages.
     pub fn parse(path: &Path, text: &str) -> Result<Self, SiteError> {
+        crate::yaml_depth::check(text)
+            .map_err(|(line, m)| SiteError::at(path, Some(line), None, m))?;
         let raw: RawTopology = serde_yaml::from_str(text)
             .map_err(|e| SiteError::Invalid(Located::from_yaml(path, &e)))?;
         let at = |keys: &[&str], message: String| {
@@ -150,6 +152,12 @@ impl Topology {
                 &["realms"],
                 "too many realms or servers (at most 65535)".into(),
             ));
+        }
+        for (key, secs) in [
+            ("timeout", raw.session.timeout),
+            ("inactive_timeout", raw.session.inactive_timeout),
+        ] {
+            crate::time::check_seconds(secs).map_err(|m| at(&["session", key], m))?;
         }
         let mut t = Topology {
             snapshot: raw.snapshot,

@@ -73,4 +73,10 @@ pub trait SessionStore: Send + Sync {
     /// True when changes live in this process until the site is saved (the site-files
     /// store); false when every change is kept by the store as it is applied.
     fn saved_by_site(&self) -> bool;
+
+    /// Whether anything changed since the store was loaded: a run that changed nothing
+    /// leaves the site's files alone. A store that cannot tell says true.
+    fn changed(&self) -> bool {
+        true
+    }
 }

@@ -1,6 +1,8 @@
 //! The corpus of bad inputs in `tests/bad-inputs/`: each directory holds a broken file (a
 //! site file, a policy, a CSV list or a command file) and `expected.txt`: the exit status,
-//! then the exact messages (file, line, what was expected) that must appear.
+//! then the exact messages (file, line, what was expected) that must appear; a line
+//! `once: TEXT` must appear exactly once. An `args.txt` (one argument per line, `{site}` and
+//! `{case}` replaced) gives the command line when the file alone does not.
 
 use super::util::*;
 
@@ -62,11 +64,28 @@ fn every_bad_input_gives_its_exact_error() {
                 _ => {}
             }
         }
+        if let Ok(given) = std::fs::read_to_string(case.join("args.txt")) {
+            args = given
+                .lines()
+                .map(|a| {
+                    a.replace("{site}", &s)
+                        .replace("{case}", case.to_str().unwrap())
+                })
+                .collect();
+        }
         let out = run(&args.iter().map(String::as_str).collect::<Vec<_>>(), None);
         let all = format!("{}{}", stdout(&out), stderr(&out));
         assert_eq!(code(&out), status, "{name}: {all}");
         for want in lines {
-            assert!(all.contains(want), "{name}: missing\n  {want}\nin\n{all}");
+            if let Some(once) = want.strip_prefix("once: ") {
+                assert_eq!(
+                    all.matches(once).count(),
+                    1,
+                    "{name}: not once\n  {once}\nin\n{all}"
+                );
+            } else {
+                assert!(all.contains(want), "{name}: missing\n  {want}\nin\n{all}");
+            }
         }
     }
 }

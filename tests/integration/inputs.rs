@@ -156,27 +156,40 @@ fn hostile_names_cannot_split_or_forge_lines() {
             "{format}: raw control reached the output"
         );
         match format {
+            // A quoted field never spans lines: the name with a line break is two bad
+            // rows, each one result on its own line, their controls escaped.
             "pdadmin" => {
-                assert_eq!(text.lines().count(), 4, "{text}");
+                assert_eq!(text.lines().count(), 6, "{text}");
                 assert_eq!(
                     text.lines().filter(|l| l.starts_with("pdadmin> ")).count(),
-                    2
+                    3
                 );
                 assert!(
-                    text.contains("x\\npdadmin> server list\\r\\u{1b}[2J\\u{202e}"),
+                    text.contains("pdadmin> server list\\r\\u{1b}[2J\\u{202e}"),
                     "{text}"
                 );
             }
             "jsonl" => {
                 let r = json_lines(&out);
-                assert_eq!(r.len(), 2);
-                assert_eq!(r[0]["user"], "x\npdadmin> server list\r\u{1b}[2J\u{202e}");
+                assert_eq!(r.len(), 3);
+                assert_eq!(
+                    (r[0]["status"].as_str(), r[0]["line"].as_u64()),
+                    (Some("error"), Some(1))
+                );
+                assert_eq!(
+                    (r[1]["status"].as_str(), r[1]["line"].as_u64()),
+                    (Some("error"), Some(2))
+                );
+                assert_eq!(
+                    r[1]["command"],
+                    "pdadmin> server list\r\u{1b}[2J\u{202e}\",ibm.com"
+                );
             }
             _ => {
                 let mut rdr = csv::ReaderBuilder::new().from_reader(text.as_bytes());
                 let rows: Vec<csv::StringRecord> = rdr.records().map(|r| r.unwrap()).collect();
-                assert_eq!(rows.len(), 2);
-                assert_eq!(&rows[1][6], "'=HYPERLINK(\"http://x\")");
+                assert_eq!(rows.len(), 3);
+                assert_eq!(&rows[2][6], "'=HYPERLINK(\"http://x\")");
             }
         }
     }

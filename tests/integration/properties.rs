@@ -142,6 +142,26 @@ mod loaders {
     }
 
     proptest! {
+        /// Nesting of any depth and shape: up to 64 levels a policy parses as before, deeper
+        /// ones are refused, naming the line, before the YAML parser sees them.
+        #[test]
+        fn policy_nesting_is_refused_past_its_limit(depth in 0usize..400, flow in any::<bool>(), seed in any::<u64>()) {
+            let inner = if flow {
+                format!("{}johnq{}", "[".repeat(depth), "]".repeat(depth))
+            } else {
+                let mut t = String::from("johnq");
+                for i in 0..depth {
+                    t = if (seed >> (i % 64)) & 1 == 0 { format!("[{t}]") } else { format!("{{k: {t}}}") };
+                }
+                t
+            };
+            let text = format!("version: 1\nname: n\nrealm: ibm.com\ntargets:\n  users: [{inner}]\n");
+            let r = smsrefresh::policy::Policy::parse(Path::new("p.yaml"), text.into_bytes());
+            let refused = r.as_ref().err().is_some_and(|e| e.to_string().contains("nested more than 64 levels"));
+            // `targets:` and `users:` are two block levels, `users: [` one more.
+            prop_assert_eq!(refused, depth + 3 > 64, "{:?}", r.as_ref().err().map(ToString::to_string));
+        }
+
         #[test]
         fn csv_reader_never_panics_and_lines_go_forward(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
             let t = topology();

@@ -65,7 +65,9 @@ fn a_crash_while_saving_leaves_the_previous_snapshot_whole() {
     let crashed = run_cmd(
         &mut cmd,
         Some(
-            "server task default-webseald-node1.example.com sms session terminate all_sessions user0000001 -realm realm1.example.com\n",
+            &(1..=5)
+                .flat_map(|u| (1..=2).map(move |r| format!("server task default-webseald-node1.example.com sms session terminate all_sessions user{u:07} -realm realm{r}.example.com\n")))
+                .collect::<String>(),
         ),
     );
     assert!(
@@ -74,7 +76,7 @@ fn a_crash_while_saving_leaves_the_previous_snapshot_whole() {
     );
     assert_eq!(crashed.status.code(), None, "killed by a signal");
     assert_eq!(std::fs::read(dir.join("sessions.jsonl")).unwrap(), before);
-    // The half-written file is beside it, and the next save removes it.
+    // The half-written file is beside it; the next run that takes the site lock removes it.
     let leftovers = || {
         std::fs::read_dir(&dir)
             .unwrap()
@@ -331,7 +333,9 @@ fn a_crash_while_saving_a_binary_snapshot_leaves_the_old_one() {
     let crashed = run_cmd(
         &mut cmd,
         Some(
-            "server task default-webseald-node1.example.com sms session terminate all_sessions user0000001 -realm realm1.example.com\n",
+            &(1..=5)
+                .flat_map(|u| (1..=2).map(move |r| format!("server task default-webseald-node1.example.com sms session terminate all_sessions user{u:07} -realm realm{r}.example.com\n")))
+                .collect::<String>(),
         ),
     );
     assert_eq!(crashed.status.code(), None, "killed by the injected fault");

@@ -124,6 +124,8 @@ fn config(site: &Path, input: &Path) -> RunConfig {
         csv: CsvDefaults::default(),
         now: Some(GEN_EPOCH),
         store: None,
+        interrupt: smsrefresh::run::Interrupt::default(),
+        require_input: false,
         lock_timeout: std::time::Duration::from_secs(10),
     }
 }
@@ -155,7 +157,7 @@ fn run_with(site: &Path, input: &Path, second: Option<&[&str]>) -> Ran {
     }
     let engine = Engine::new(loaded, cfg.now, false);
     let mut out = Vec::new();
-    let inputs = Inputs::open(&cfg.inputs).unwrap();
+    let inputs = Inputs::open(&cfg.inputs, false).unwrap();
     let finished =
         run::run_loaded(&cfg, engine, inputs, &mut out, &Silent, Instant::now()).unwrap();
     let mut sessions = Vec::new();

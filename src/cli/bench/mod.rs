@@ -367,6 +367,8 @@ fn end_to_end(
         csv: CsvDefaults::default(),
         now: Some(GEN_EPOCH),
         store: None,
+        interrupt: smsrefresh::run::Interrupt::default(),
+        require_input: false,
         lock_timeout: Duration::from_secs(10),
     };
     for _ in 0..cfg.runs {

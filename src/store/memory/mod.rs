@@ -15,6 +15,7 @@
 mod partition;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use parking_lot::RwLock;
 use rayon::prelude::*;
@@ -57,6 +58,8 @@ pub struct MemoryStore {
     partitions: Box<[Padded<RwLock<Partition>>]>,
     ids: Box<[Padded<IdShard>]>,
     shift: u32,
+    /// Set by the first operation that changes a session (loading does not count).
+    changed: AtomicBool,
 }
 
 impl Default for MemoryStore {
@@ -77,6 +80,7 @@ impl MemoryStore {
                 .map(|_| Padded(RwLock::new(Map::default())))
                 .collect(),
             shift: 64 - n.trailing_zeros(),
+            changed: AtomicBool::new(false),
         }
     }
 
@@ -309,17 +313,26 @@ impl SessionStore for MemoryStore {
     }
 
     fn apply(&self, clock: &Clock, ops: &[Op<'_>], refresher: &dyn Refresher) -> Applied {
-        if ops.len() > SMALL_BATCH {
-            return self.apply_grouped(clock, ops, refresher);
-        }
-        ops.iter()
-            .map(|op| {
-                Ok(match self.partition_of_op(op) {
-                    Some(p) => self.lock(p).apply(op, clock, refresher),
-                    None => Done::NoSession,
+        let applied: Applied = if ops.len() > SMALL_BATCH {
+            self.apply_grouped(clock, ops, refresher)
+        } else {
+            ops.iter()
+                .map(|op| {
+                    Ok(match self.partition_of_op(op) {
+                        Some(p) => self.lock(p).apply(op, clock, refresher),
+                        None => Done::NoSession,
+                    })
                 })
-            })
-            .collect()
+                .collect()
+        };
+        if !self.changed.load(Ordering::Relaxed)
+            && applied
+                .iter()
+                .any(|r| matches!(r, Ok(Done::Sessions(n)) if *n > 0))
+        {
+            self.changed.store(true, Ordering::Relaxed);
+        }
+        applied
     }
 
     fn count_live(
@@ -386,6 +399,9 @@ impl SessionStore for MemoryStore {
                 n += usize::from(locked.remove_slot(&key, slot).is_some());
             }
         }
+        if n > 0 {
+            self.changed.store(true, Ordering::Relaxed);
+        }
         Ok(n)
     }
 
@@ -414,6 +430,10 @@ impl SessionStore for MemoryStore {
 
     fn saved_by_site(&self) -> bool {
         true
+    }
+
+    fn changed(&self) -> bool {
+        self.changed.load(Ordering::Relaxed)
     }
 }
 

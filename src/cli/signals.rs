@@ -1,0 +1,62 @@
+//! SIGINT and SIGTERM during `run` (contract §13). The first asks the run to stop starting
+//! commands: the running ones finish, what they changed is saved, exactly their results are
+//! written, and the exit status is 130 or 143. A second one stops the process at once,
+//! without saving: its temporary files are removed, and since results are only published
+//! after the site is saved, no result claims a change that was not kept. Once the site is
+//! saved, a second signal only lets the run finish publishing its results.
+
+use std::io::Write;
+
+use anyhow::Result;
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+
+use smsrefresh::run::Interrupt;
+
+/// The name of a signal this module handles.
+pub fn name(signal: i32) -> &'static str {
+    if signal == SIGTERM {
+        "SIGTERM"
+    } else {
+        "SIGINT"
+    }
+}
+
+/// Handles SIGINT and SIGTERM on a thread of their own from now on.
+pub fn install(interrupt: Interrupt) -> Result<()> {
+    let mut signals = Signals::new([SIGINT, SIGTERM])?;
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            for signal in signals.forever() {
+                if interrupt.requested().is_none() {
+                    interrupt.request(signal);
+                    let _ = writeln!(
+                        std::io::stderr(),
+                        "smsrefresh: {}: finishing the commands that are running, then saving; \
+                         a second signal stops at once without saving",
+                        name(signal)
+                    );
+                    continue;
+                }
+                if smsrefresh::site::replaced_a_file() {
+                    // The site is saved already: stopping now would leave results behind
+                    // it. Publishing them takes a moment; the run ends right after.
+                    let _ = writeln!(
+                        std::io::stderr(),
+                        "smsrefresh: {}: the site is saved; finishing writing its results",
+                        name(signal)
+                    );
+                    continue;
+                }
+                smsrefresh::site::remove_pending_temp_files();
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "smsrefresh: {}: stopped at once; nothing was saved and no result was written",
+                    name(signal)
+                );
+                std::process::exit(128 + signal);
+            }
+        })?;
+    Ok(())
+}

@@ -66,16 +66,40 @@ fn temp_beside(path: &Path) -> (PathBuf, PathBuf, String) {
 
 /// A file written beside its target and renamed over it only by [`Staged::commit`]: until
 /// then the target keeps its old content, and a dropped (or interrupted) one is removed.
+/// A target that is not a regular file (`/dev/null`, a pipe, a terminal) is written
+/// directly: it cannot be replaced, and must not be.
 pub struct Staged {
     target: PathBuf,
     tmp: PathBuf,
     dir: PathBuf,
     file: Option<BufWriter<File>>,
+    direct: bool,
 }
 
 impl Staged {
-    /// Starts writing what will replace `target`.
+    /// Starts writing what will replace `target` (through a symbolic link, the file it
+    /// names).
     pub fn create(target: &Path) -> Result<Self, SiteError> {
+        let target = match fs::symlink_metadata(target) {
+            Ok(m) if m.file_type().is_symlink() => {
+                fs::canonicalize(target).unwrap_or_else(|_| target.to_path_buf())
+            }
+            _ => target.to_path_buf(),
+        };
+        let target = target.as_path();
+        if fs::metadata(target).is_ok_and(|m| !m.is_file()) {
+            let file = fs::OpenOptions::new()
+                .write(true)
+                .open(target)
+                .map_err(|e| SiteError::io(target, e))?;
+            return Ok(Self {
+                target: target.to_path_buf(),
+                tmp: PathBuf::new(),
+                dir: PathBuf::new(),
+                file: Some(BufWriter::with_capacity(1 << 16, file)),
+                direct: true,
+            });
+        }
         let (dir, tmp, prefix) = temp_beside(target);
         remove_stale(&dir, &prefix);
         pending(Some(&tmp), None);
@@ -88,12 +112,19 @@ impl Staged {
             tmp,
             dir,
             file: Some(BufWriter::with_capacity(1 << 16, file)),
+            direct: false,
         })
     }
 
     /// Flushes, syncs and renames the file over its target.
     pub fn commit(mut self) -> Result<(), SiteError> {
         let out = self.file.take().expect("a staged file is committed once");
+        if self.direct {
+            return out
+                .into_inner()
+                .map(drop)
+                .map_err(|e| SiteError::io(&self.target, e.into_error()));
+        }
         let file = out
             .into_inner()
             .map_err(|e| SiteError::io(&self.tmp, e.into_error()))?;
@@ -118,7 +149,7 @@ impl Write for Staged {
 
 impl Drop for Staged {
     fn drop(&mut self) {
-        if self.file.take().is_some() {
+        if self.file.take().is_some() && !self.direct {
             let _ = fs::remove_file(&self.tmp);
             pending(None, Some(&self.tmp));
         }

@@ -476,3 +476,64 @@ fn the_readme_tour_changes_no_tracked_file() {
         "the tour left files in the checkout"
     );
 }
+
+/// Results to something that is not a regular file (`/dev/null`, a pipe) are written to it,
+/// never renamed over it; through a symbolic link they replace the file it names.
+#[test]
+fn results_to_a_pipe_or_a_link_keep_what_they_are() {
+    use std::os::unix::fs::FileTypeExt;
+    let (tmp, site) = demo_copy();
+    let fifo = tmp.path().join("results.fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read_to_string(fifo).unwrap())
+    };
+    let input = site.join("commands.pdadmin");
+    let args = [
+        "-q",
+        "--format",
+        "jsonl",
+        "-o",
+        fifo.to_str().unwrap(),
+        input.to_str().unwrap(),
+    ];
+    let out = run_site(&site, &args, None);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    let got = reader.join().unwrap();
+    assert!(got.lines().count() > 20, "{got}");
+    assert!(
+        std::fs::symlink_metadata(&fifo)
+            .unwrap()
+            .file_type()
+            .is_fifo()
+    );
+    // A link to a results file: the link stays, the file it names gets the results.
+    let real = tmp.path().join("real.jsonl");
+    std::fs::write(&real, "old\n").unwrap();
+    let link = tmp.path().join("link.jsonl");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let args = [
+        "--no-save",
+        "-q",
+        "--format",
+        "jsonl",
+        "-o",
+        link.to_str().unwrap(),
+        input.to_str().unwrap(),
+    ];
+    assert_eq!(code(&run_site(&site, &args, None)), 1);
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    let written = std::fs::read_to_string(&real).unwrap();
+    assert_eq!(written.lines().count(), got.lines().count());
+    assert!(written.lines().all(|l| l.starts_with("{\"line\":")));
+}

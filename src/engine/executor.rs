@@ -101,7 +101,9 @@ impl<'e> Executor<'e> {
             jobs.par_iter()
                 .map(|j| match &j.kind {
                     JobKind::Command(cmd) => ctx.prepare(cmd),
-                    JobKind::Invalid { .. } => Step::Done(Outcome::new(&msg::NOT_RUN, &[])),
+                    JobKind::Invalid { message, detail } => {
+                        Step::Done(Outcome::new(message, &[detail]))
+                    }
                 })
                 .collect()
         });
@@ -159,23 +161,25 @@ impl<'e> Executor<'e> {
                 .zip(ranges.into_par_iter())
                 .map(|((step, job), range)| {
                     let step = std::mem::replace(step, Step::WholeStore);
-                    match (&job.kind, step) {
-                        (JobKind::Command(cmd), step) => {
-                            let outcome = match step {
-                                Step::Done(o) => o,
-                                Step::Store { finish, .. } => ctx.finish(&finish, &applied[range]),
-                                // Segments hold no whole-store reads; were one here, it
-                                // would still see exactly the earlier commands' changes.
-                                Step::WholeStore => ctx.read_whole_store(cmd),
-                            };
+                    let outcome = match step {
+                        Step::Done(o) => o,
+                        Step::Store { finish, .. } => ctx.finish(&finish, &applied[range]),
+                        // Segments hold no whole-store reads; were one here, it would
+                        // still see exactly the earlier commands' changes.
+                        Step::WholeStore => match &job.kind {
+                            JobKind::Command(cmd) => ctx.read_whole_store(cmd),
+                            JobKind::Invalid { message, detail } => {
+                                Outcome::new(message, &[detail])
+                            }
+                        },
+                    };
+                    match &job.kind {
+                        JobKind::Command(cmd) => {
                             engine.result(source, job.line, cmd.clone(), outcome)
                         }
-                        (JobKind::Invalid { message, detail }, _) => engine.invalid(
-                            source,
-                            job.line,
-                            &job.raw,
-                            Outcome::new(message, &[detail]),
-                        ),
+                        JobKind::Invalid { .. } => {
+                            engine.invalid(source, job.line, &job.raw, outcome)
+                        }
                     }
                 });
             results.par_extend(finished);

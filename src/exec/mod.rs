@@ -167,8 +167,8 @@ impl<'a> Context<'a> {
             Task::SmsRealmList | Task::SmsRealmShow { .. } | Task::SmsReplicaSetList { .. } => {
                 Step::Done(self.topology_list(task)?)
             }
-            Task::RefreshAll { user } => self.webseal_refresh(server_name, server, user)?,
-            Task::TerminateAll { user } => self.webseal_terminate(server_name, server, user),
+            Task::RefreshAll { user } => self.webseal_all(server_name, server, user, true)?,
+            Task::TerminateAll { user } => self.webseal_all(server_name, server, user, false)?,
             Task::TerminateSession { id } => {
                 let sets = &self.topology.server_def(server).replica_sets;
                 let op = Op::TerminateSession {
@@ -186,56 +186,51 @@ impl<'a> Context<'a> {
         })
     }
 
-    /// The plain WebSEAL refresh: the user's sessions in every replica set `server` serves,
-    /// one operation per realm.
-    fn webseal_refresh(
+    /// The plain WebSEAL forms (`refresh|terminate all_sessions USER`): one operation per
+    /// realm whose replica sets `server` serves, limited to those sets. A refresh first
+    /// needs the user in the registry.
+    fn webseal_all(
         &self,
         server_name: &'a str,
         server: ServerId,
         user: &'a str,
+        refresh: bool,
     ) -> Result<Step<'a>, Outcome> {
-        let fresh = self.fresh_for(user)?;
+        let fresh = if refresh {
+            Some(self.fresh_for(user)?)
+        } else {
+            None
+        };
         let key = UserKey::of(user);
         let ops = self
             .topology
             .server_def(server)
             .realms
             .iter()
-            .map(|(realm, sets)| Op::RefreshUser {
-                realm: *realm,
-                user: key.clone(),
-                scope: Scope::ReplicaSets(sets),
-                fresh,
+            .map(|(realm, sets)| {
+                let (realm, user, scope) = (*realm, key.clone(), Scope::ReplicaSets(sets));
+                match fresh {
+                    Some(fresh) => Op::RefreshUser {
+                        realm,
+                        user,
+                        scope,
+                        fresh,
+                    },
+                    None => Op::TerminateUser { realm, user, scope },
+                }
             })
             .collect();
-        Ok(Step::Store {
-            ops,
-            finish: Finish::WebsealRefresh {
+        let finish = if refresh {
+            Finish::WebsealRefresh {
                 user,
                 server: server_name,
-            },
-        })
-    }
-
-    fn webseal_terminate(&self, server_name: &'a str, server: ServerId, user: &'a str) -> Step<'a> {
-        let key = UserKey::of(user);
-        let ops = self
-            .topology
-            .server_def(server)
-            .realms
-            .iter()
-            .map(|(realm, sets)| Op::TerminateUser {
-                realm: *realm,
-                user: key.clone(),
-                scope: Scope::ReplicaSets(sets),
-            })
-            .collect();
-        Step::Store {
-            ops,
-            finish: Finish::WebsealTerminate {
+            }
+        } else {
+            Finish::WebsealTerminate {
                 user,
                 server: server_name,
-            },
-        }
+            }
+        };
+        Ok(Step::Store { ops, finish })
     }
 }

@@ -18,6 +18,8 @@ mod integration {
     pub mod parallel;
     mod policies;
     mod properties;
+    mod redis;
+    pub mod redis_servers;
     mod reliability;
     mod snapshot;
     mod store_boundary;

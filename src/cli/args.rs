@@ -11,7 +11,8 @@ use smsrefresh::engine::BatchConfig;
 use smsrefresh::input::CsvDefaults;
 use smsrefresh::output::Format;
 use smsrefresh::policy::{Policy, PolicyAction};
-use smsrefresh::run::{Input, RunConfig};
+use smsrefresh::run::{Input, RunConfig, Shard};
+use smsrefresh::site::StoreOptions;
 use smsrefresh::synthetic::GenConfig;
 
 #[derive(Debug, Parser)]
@@ -49,6 +50,67 @@ pub enum Cmd {
     /// Measure load, execute (per --jobs), a sequential baseline, the I/O floor and an
     /// end-to-end run on a generated (or given) site.
     Bench(BenchArgs),
+    /// Copy a site's sessions into a Redis store, write a store's sessions as
+    /// sessions.jsonl, or count them.
+    Store(StoreArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StoreArgs {
+    #[command(subcommand)]
+    pub action: StoreAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StoreAction {
+    /// Copy the site's sessions (its files) into the store; refused when the store already
+    /// holds keys under its prefix, unless told to replace them.
+    Import(StoreImportArgs),
+    /// Write the store's sessions as sessions.jsonl lines.
+    Export(StoreExportArgs),
+    /// Sessions, users, realms, bytes and sessions per server.
+    Stats(StoreTargetArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StoreTargetArgs {
+    /// The site directory (default: $SMSREFRESH_SITE, else the current folder).
+    #[arg(long, value_name = "DIR")]
+    pub site: Option<PathBuf>,
+    /// The store (default: $SMSREFRESH_STORE, else `store:` in topology.yaml).
+    #[arg(long, value_name = "URL")]
+    pub store: Option<String>,
+    /// How long redirections, failovers and lost connections are retried.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = duration_arg)]
+    pub store_timeout: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct StoreImportArgs {
+    #[command(flatten)]
+    pub target: StoreTargetArgs,
+    /// Remove every key of the store's prefix first.
+    #[arg(long)]
+    pub replace: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StoreExportArgs {
+    #[command(flatten)]
+    pub target: StoreTargetArgs,
+    /// Write to FILE instead of standard output.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+impl StoreTargetArgs {
+    pub fn options(&self) -> StoreOptions {
+        StoreOptions {
+            url: self.store.clone(),
+            timeout: self.store_timeout,
+            read_only: false,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -192,10 +254,15 @@ pub struct SiteArgs {
     /// How long to wait for another run's lock on the site: seconds, or a duration (`30s`, `2m`).
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = duration_arg)]
     pub lock_timeout: Duration,
-    /// Where the sessions live: `file:` (the site's files, the default); over
-    /// $SMSREFRESH_STORE and `store:` in topology.yaml.
+    /// Where the sessions live: `file:` (the site's files, the default), `redis://…`,
+    /// `rediss://…` or `redis+cluster://…`; over $SMSREFRESH_STORE and `store:` in
+    /// topology.yaml.
     #[arg(long, value_name = "URL")]
     pub store: Option<String>,
+    /// How long a Redis store's redirections, failovers and lost connections are retried
+    /// before a command fails.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = duration_arg)]
+    pub store_timeout: Duration,
 }
 
 #[derive(Debug, Args)]
@@ -246,6 +313,18 @@ pub struct RunArgs {
     /// Refuse (exit 2, nothing run) an input that holds no command, instead of a warning.
     #[arg(long)]
     pub require_input: bool,
+    /// Run only the commands of shard K of N (by user; see docs/redis.md), so that N
+    /// processes together make one run.
+    #[arg(long, value_name = "K/N", value_parser = shard_arg)]
+    pub shard: Option<Shard>,
+    /// First run again, in line order, every command whose result in this JSON Lines
+    /// results file is an error (each keeps its original line and source).
+    #[arg(long, value_name = "RESULTS.jsonl")]
+    pub retry_failed: Option<PathBuf>,
+}
+
+fn shard_arg(s: &str) -> Result<Shard, String> {
+    Shard::parse(s)
 }
 
 #[derive(Debug, Args)]
@@ -331,8 +410,8 @@ pub struct SiteConfig {
     pub save: bool,
     pub dry_run: bool,
     pub lock_timeout: Duration,
-    /// `--store URL`, when given.
-    pub store: Option<String>,
+    /// `--store URL` and `--store-timeout`.
+    pub store: StoreOptions,
 }
 
 /// Parses a duration flag with the one strict parser (clap names the flag on error).
@@ -373,7 +452,11 @@ impl SiteArgs {
             save: !self.no_save && !self.dry_run,
             dry_run: self.dry_run,
             lock_timeout: self.lock_timeout,
-            store: self.store.clone(),
+            store: StoreOptions {
+                url: self.store.clone(),
+                timeout: self.store_timeout,
+                read_only: self.dry_run,
+            },
         })
     }
 }
@@ -381,8 +464,10 @@ impl SiteArgs {
 impl RunArgs {
     pub fn validate(&self) -> Result<RunConfig> {
         let policy = self.policy.as_deref().map(Policy::load).transpose()?;
-        if policy.is_none() && self.inputs.is_empty() {
-            bail!("nothing to run: give INPUT files (or `-`) or --policy FILE");
+        if policy.is_none() && self.inputs.is_empty() && self.retry_failed.is_none() {
+            bail!(
+                "nothing to run: give INPUT files (or `-`), --policy FILE or --retry-failed FILE"
+            );
         }
         let s = self.site.validate_with(policy.as_ref())?;
         let stdin_csv = self.input_format == InputFormatArg::Csv;
@@ -435,6 +520,8 @@ impl RunArgs {
             store: s.store,
             interrupt: smsrefresh::run::Interrupt::default(),
             require_input: self.require_input,
+            shard: self.shard,
+            retry_failed: self.retry_failed.clone(),
             lock_timeout: s.lock_timeout,
             policy,
         })

@@ -19,7 +19,7 @@ use smsrefresh::output::writer;
 use smsrefresh::policy::{Plan, Policy};
 use smsrefresh::run::{self, Progress, Silent};
 use smsrefresh::site::lock::SiteLock;
-use smsrefresh::site::{Site, SnapshotFormat, Staged};
+use smsrefresh::site::{Site, SnapshotFormat, Staged, StoreOptions};
 
 use super::args::{
     BenchArgs, Cli, Cmd, ConvertArgs, ExecArgs, GenArgs, PlanArgs, RunArgs, SnapshotArg,
@@ -38,6 +38,7 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
         Cmd::Bench(args) => bench(&args),
         Cmd::Convert(args) => convert(&args),
         Cmd::Gen(args) => gen_site(&args),
+        Cmd::Store(args) => super::store::store(&args),
     }
 }
 
@@ -280,7 +281,13 @@ impl LoadedSites {
         let engine = match self.engines.entry(dir) {
             Entry::Occupied(e) => e.into_mut(),
             Entry::Vacant(e) => {
-                let site = Site::load_with_store(e.key(), self.store.as_deref())?;
+                let site = Site::load_with_store(
+                    e.key(),
+                    &StoreOptions {
+                        read_only: true,
+                        ..StoreOptions::url(self.store.as_deref())
+                    },
+                )?;
                 e.insert(Engine::new(site, self.now, true))
             }
         };
@@ -359,8 +366,7 @@ fn invalid_line(path: &Path, error: &str) -> String {
 fn exec(args: &ExecArgs) -> Result<u8> {
     let cfg = args.site.validate()?;
     let lock = cfg.save.then_some(cfg.lock_timeout);
-    let (_lock, engine) =
-        Engine::open(&cfg.site, cfg.store.as_deref(), cfg.now, cfg.dry_run, lock)?;
+    let (_lock, engine) = Engine::open(&cfg.site, &cfg.store, cfg.now, cfg.dry_run, lock)?;
     print_warnings(&engine);
     // One argument is a whole command line; several are the shell's words, already unquoted.
     let (raw, parsed) = match args.command.as_slice() {

@@ -11,6 +11,7 @@ mod progress;
 mod report;
 mod shell;
 mod signals;
+mod store;
 mod terminal;
 
 use std::process::ExitCode;

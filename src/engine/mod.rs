@@ -20,7 +20,8 @@ use crate::message as msg;
 use crate::rules::RefreshRules;
 use crate::session::Clock;
 use crate::site::lock::SiteLock;
-use crate::site::{Site, SiteError};
+use crate::site::{Site, SiteError, StoreOptions};
+use crate::store::StoreUrl;
 
 /// A request to stop a run early, made by the binary's signal handler: the signal's number.
 /// The run then starts no further command, saves what ran, and says how far it got.
@@ -63,15 +64,23 @@ impl Engine {
     /// and `shell` start. The lock is held as long as the returned guard lives.
     pub fn open(
         dir: &Path,
-        store: Option<&str>,
+        store: &StoreOptions,
         now: Option<i64>,
         dry_run: bool,
         lock_timeout: Option<Duration>,
     ) -> Result<(Option<SiteLock>, Self), SiteError> {
+        // A networked store is shared by design (contract §11): engines on it do not take
+        // the site's lock, since they write nothing in the site folder.
+        let files = Site::store_url(dir, store)? == StoreUrl::Files;
         let lock = lock_timeout
+            .filter(|_| files)
             .map(|t| SiteLock::acquire(dir, t))
             .transpose()?;
-        let site = Site::load_with_store(dir, store)?;
+        let store = StoreOptions {
+            read_only: store.read_only || dry_run,
+            ..store.clone()
+        };
+        let site = Site::load_with_store(dir, &store)?;
         Ok((lock, Self::new(site, now, dry_run)))
     }
 

@@ -2,6 +2,7 @@
 //! read as a stream of [`Job`]s. Every job becomes exactly one result, in input order.
 
 pub(crate) mod csv_list;
+pub mod retry;
 pub mod sniff;
 
 use std::io::{self, BufRead, Read};

@@ -8,6 +8,7 @@
 //! jobs and results is held at a time.
 
 mod pump;
+mod shard;
 mod summary;
 
 use std::io::{self, BufWriter, Write};
@@ -20,11 +21,12 @@ use crate::engine::{BatchConfig, Engine, Executor};
 use crate::input::{CommandSource, CsvDefaults, CsvSource, Job};
 use crate::output::{self, Format};
 use crate::policy::{Plan, PlanError, Policy, PolicyAction, resolve};
-use crate::site::SiteError;
+use crate::site::{SiteError, StoreOptions};
 
 pub use self::pump::{Inputs, Reader};
 use self::pump::{Pump, input_size};
 
+pub use shard::Shard;
 pub use summary::Summary;
 
 /// Jobs per chunk: large enough to keep every worker busy, small enough to bound memory.
@@ -80,12 +82,17 @@ pub struct RunConfig {
     pub csv: CsvDefaults,
     /// "Now" in Unix seconds; the wall clock when absent.
     pub now: Option<i64>,
-    /// `--store URL`: where the sessions live, over `SMSREFRESH_STORE` and `store:`.
-    pub store: Option<String>,
+    /// `--store URL` (over `SMSREFRESH_STORE` and `store:`) and `--store-timeout`.
+    pub store: StoreOptions,
     /// Set by a signal handler to stop the run early (contract §13).
     pub interrupt: Interrupt,
     /// `--require-input`: an input with no commands stops the run before it starts.
     pub require_input: bool,
+    /// `--shard K/N`: run only the commands of shard K of N.
+    pub shard: Option<Shard>,
+    /// `--retry-failed FILE`: first run again the failed commands of a JSON Lines results
+    /// file, each under its original line and source.
+    pub retry_failed: Option<PathBuf>,
     pub lock_timeout: Duration,
 }
 
@@ -107,6 +114,8 @@ pub enum RunError {
     NotText { path: String, what: String },
     #[error("{path}: the input has no commands (--require-input); nothing was run")]
     NoCommands { path: String },
+    #[error(transparent)]
+    NotResults(#[from] crate::input::retry::NotResults),
 }
 
 /// How far an interrupted run got.
@@ -152,10 +161,12 @@ pub fn run(
 ) -> Result<Finished, RunError> {
     let start = Instant::now();
     // Every input must open, and be text, before anything changes (exit 2 otherwise).
-    let inputs = Inputs::open(&cfg.inputs, cfg.require_input)?;
+    let mut inputs = Inputs::open(&cfg.inputs, cfg.require_input)?;
+    if let Some(path) = &cfg.retry_failed {
+        inputs.retry = Some(crate::input::retry::read_failed(path)?);
+    }
     let lock = cfg.save.then_some(cfg.lock_timeout);
-    let (_lock, engine) =
-        Engine::open(&cfg.site, cfg.store.as_deref(), cfg.now, cfg.dry_run, lock)?;
+    let (_lock, engine) = Engine::open(&cfg.site, &cfg.store, cfg.now, cfg.dry_run, lock)?;
     run_loaded(cfg, engine, inputs, out, progress, start)
 }
 
@@ -239,6 +250,14 @@ fn execute(
         bytes,
         cfg.interrupt.clone(),
     );
+    pump.shard = cfg.shard.map(|s| (s, &*engine.site.store));
+    if let Some(failed) = &inputs.retry {
+        // One drain per run of lines from one source, so each result keeps its source.
+        for group in failed.chunk_by(|a, b| a.source == b.source) {
+            let source: Arc<str> = Arc::from(group[0].source.as_str());
+            pump.drain(&source, group.iter().map(|f| Ok(f.job())))?;
+        }
+    }
     if let (Some(plan), Some(policy)) = (plan, &cfg.policy) {
         let source: Arc<str> = Arc::from(policy.file.display().to_string().as_str());
         let jobs = plan

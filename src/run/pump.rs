@@ -9,10 +9,12 @@ use std::time::Instant;
 
 use rayon::prelude::*;
 
-use super::{CHUNK, Input, Interrupt, Progress, RunError, Summary};
+use super::{CHUNK, Input, Interrupt, Progress, RunError, Shard, Summary};
 use crate::engine::Executor;
+use crate::input::retry::Failed;
 use crate::input::{Counting, Job, sniff};
 use crate::output::{self, Format};
+use crate::store::SessionStore;
 
 pub type Reader = Counting<Box<dyn BufRead>>;
 
@@ -36,6 +38,8 @@ fn check(path: &std::path::Path, csv: bool, require_input: bool) -> Result<(), R
 pub struct Inputs {
     pub(super) readers: Vec<(Input, Reader)>,
     pub(super) bytes: Arc<AtomicU64>,
+    /// `--retry-failed`: the failed commands to run first.
+    pub retry: Option<Vec<Failed>>,
 }
 
 impl Inputs {
@@ -52,7 +56,11 @@ impl Inputs {
             .iter()
             .map(|i| Ok((i.clone(), open(i, &bytes)?)))
             .collect::<Result<_, RunError>>()?;
-        Ok(Self { readers, bytes })
+        Ok(Self {
+            readers,
+            bytes,
+            retry: None,
+        })
     }
 }
 
@@ -92,6 +100,8 @@ pub(super) struct Pump<'a, 'e> {
     pub(super) resume_at: Option<(String, u64)>,
     /// Jobs read so far, from every input.
     pub(super) seen: u64,
+    /// `--shard K/N`: only this shard's jobs run.
+    pub(super) shard: Option<(Shard, &'e dyn SessionStore)>,
 }
 
 impl<'a, 'e> Pump<'a, 'e> {
@@ -115,11 +125,15 @@ impl<'a, 'e> Pump<'a, 'e> {
             not_run: 0,
             resume_at: None,
             seen: 0,
+            shard: None,
         }
     }
 
     /// Runs a chunk, unless an interrupt came: then its jobs are counted as not run.
-    fn chunk_or_stop(&mut self, source: &Arc<str>, jobs: &[Job]) -> Result<(), RunError> {
+    fn chunk_or_stop(&mut self, source: &Arc<str>, jobs: &mut Vec<Job>) -> Result<(), RunError> {
+        if let Some((shard, store)) = self.shard {
+            shard.retain(jobs, store);
+        }
         if self.interrupt.requested().is_none() {
             return self.chunk(source, jobs);
         }
@@ -179,12 +193,12 @@ impl<'a, 'e> Pump<'a, 'e> {
                 cause: e,
             })?);
             if chunk.len() == CHUNK {
-                self.chunk_or_stop(source, &chunk)?;
+                self.chunk_or_stop(source, &mut chunk)?;
                 chunk.clear();
             }
         }
         if !chunk.is_empty() {
-            self.chunk_or_stop(source, &chunk)?;
+            self.chunk_or_stop(source, &mut chunk)?;
         }
         Ok(())
     }

@@ -19,13 +19,58 @@ pub use error::{Located, SiteError};
 pub use registry::Registry;
 pub use topology::{SnapshotFormat, Topology};
 
-use crate::store::{MemoryStore, SessionStore, StoreUrl};
+use crate::store::redis::Names;
+use crate::store::{MemoryStore, RedisStore, SessionStore, StoreUrl};
 
 /// The environment variable naming the site when neither `--site` nor a policy does.
 pub const SITE_ENV: &str = "SMSREFRESH_SITE";
 
 /// The environment variable naming the session store when `--store` does not.
 pub const STORE_ENV: &str = "SMSREFRESH_STORE";
+
+/// Which store to open and how patiently (`--store`, `--store-timeout`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// `--store URL`; `None`: `SMSREFRESH_STORE`, then `store:`, then the site's files.
+    pub url: Option<String>,
+    /// How long a networked store's redirections, failovers and lost connections are
+    /// retried before a command fails.
+    pub timeout: Duration,
+    /// A dry run: a networked store is only read; changes stay in this process.
+    pub read_only: bool,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            url: None,
+            timeout: Duration::from_secs(10),
+            read_only: false,
+        }
+    }
+}
+
+impl StoreOptions {
+    pub fn url(url: Option<&str>) -> Self {
+        Self {
+            url: url.map(str::to_string),
+            ..Self::default()
+        }
+    }
+}
+
+/// The names a Redis store records sessions by.
+pub fn names_of(topology: &Topology) -> Names {
+    Names::new(
+        topology.realms.iter().map(|r| r.name.clone()).collect(),
+        topology
+            .replica_sets
+            .iter()
+            .map(|rs| (rs.name.clone(), rs.realm))
+            .collect(),
+        topology.servers.iter().map(|s| s.name.clone()).collect(),
+    )
+}
 
 /// A loaded site: topology and registry from its files, sessions behind a [`SessionStore`].
 pub struct Site {
@@ -139,28 +184,32 @@ impl Site {
     /// Loads a site directory with every check of contract §9, its sessions from the store
     /// that `topology.yaml` or `SMSREFRESH_STORE` names (by default, its files).
     pub fn load(dir: &Path) -> Result<Self, SiteError> {
-        Self::load_with_store(dir, None)
+        Self::load_with_store(dir, &StoreOptions::default())
+    }
+
+    /// The store a site's sessions would be loaded from.
+    pub fn store_url(dir: &Path, store: &StoreOptions) -> Result<StoreUrl, SiteError> {
+        let topology = Topology::load(&dir.join("topology.yaml"))?;
+        choose_store(store.url.as_deref(), &topology)
     }
 
     /// As [`Site::load`], with `store` (`--store URL`) taking precedence.
-    pub fn load_with_store(dir: &Path, store: Option<&str>) -> Result<Self, SiteError> {
+    pub fn load_with_store(dir: &Path, store: &StoreOptions) -> Result<Self, SiteError> {
         let t0 = Instant::now();
         let topology = Topology::load(&dir.join("topology.yaml"))?;
-        let url = choose_store(store, &topology)?;
+        let url = choose_store(store.url.as_deref(), &topology)?;
         let t1 = Instant::now();
         let registry = load_registry(dir)?;
         let t2 = Instant::now();
         let store: Box<dyn SessionStore> = match url {
             StoreUrl::Files => Box::new(Self::load_files(dir, &topology)?),
-            StoreUrl::Redis(_) => {
-                return Err(SiteError::at(
-                    &dir.join("topology.yaml"),
-                    None,
-                    Some("store".into()),
-                    format!(
-                        "the store `{url}` needs a Redis backend, which this build of smsrefresh does not have yet"
-                    ),
-                ));
+            StoreUrl::Redis(url) => {
+                let redis = RedisStore::open(&url, names_of(&topology), store.timeout)?;
+                Box::new(if store.read_only {
+                    redis.read_only()
+                } else {
+                    redis
+                })
             }
         };
         let t3 = Instant::now();

@@ -242,7 +242,9 @@ pub fn save(path: &Path, topology: &Topology, store: &dyn SessionStore) -> Resul
     atomic::write(path, |out| write_to(out, topology, store))
 }
 
-fn write_to(
+/// Writes every session of `store` to `out` as sessions.jsonl lines (in the store's export
+/// order).
+pub fn write_to(
     out: &mut dyn Write,
     topology: &Topology,
     store: &dyn SessionStore,

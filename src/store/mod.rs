@@ -14,8 +14,10 @@
 mod error;
 pub mod memory;
 mod op;
+pub mod redis;
 pub mod url;
 
+pub use self::redis::RedisStore;
 pub use error::StoreError;
 pub use memory::MemoryStore;
 pub use op::{Done, Op, Refresher, Scope, Within};
@@ -44,6 +46,11 @@ pub trait SessionStore: Send + Sync {
         clock: &Clock,
         users: &[(RealmId, UserKey)],
     ) -> Result<Vec<usize>, StoreError>;
+
+    /// The case-folded user of each session id, as far as the store knows (a networked
+    /// store may still know the user of a session that has ended); `None` for an id it
+    /// does not know. `--shard` places `session ID` commands by it.
+    fn owners(&self, ids: &[&str]) -> Result<Vec<Option<UserKey>>, StoreError>;
 
     /// Calls `f` with every live session (of `realm`, when given), in no particular order.
     fn scan(

@@ -30,6 +30,7 @@ pub fn bin() -> Command {
     c.env_remove("SMSREFRESH_SITE")
         .env_remove("SMSREFRESH_FAULT")
         .env_remove("SMSREFRESH_STORE")
+        .env_remove("SMSREFRESH_STORE_PASSWORD")
         .current_dir(repo());
     c
 }

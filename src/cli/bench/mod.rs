@@ -366,9 +366,11 @@ fn end_to_end(
         },
         csv: CsvDefaults::default(),
         now: Some(GEN_EPOCH),
-        store: None,
+        store: smsrefresh::site::StoreOptions::default(),
         interrupt: smsrefresh::run::Interrupt::default(),
         require_input: false,
+        shard: None,
+        retry_failed: None,
         lock_timeout: Duration::from_secs(10),
     };
     for _ in 0..cfg.runs {

@@ -312,6 +312,18 @@ impl SessionStore for MemoryStore {
         "file:".to_string()
     }
 
+    fn owners(&self, ids: &[&str]) -> Result<Vec<Option<UserKey>>, StoreError> {
+        Ok(ids
+            .iter()
+            .map(|id| {
+                let loc = self.locate(id)?;
+                let part = self.partitions[loc.partition as usize].0.read();
+                let s = part.slots.get(loc.slot as usize)?.as_ref()?;
+                Some(UserKey::of(&s.user))
+            })
+            .collect())
+    }
+
     fn apply(&self, clock: &Clock, ops: &[Op<'_>], refresher: &dyn Refresher) -> Applied {
         let applied: Applied = if ops.len() > SMALL_BATCH {
             self.apply_grouped(clock, ops, refresher)

@@ -1,0 +1,433 @@
+//! The Redis session store (contract §11): one `redis-server` or a Redis Cluster, shared by
+//! any number of engines on any number of machines.
+//!
+//! Each (realm, user) is one record (`record.rs`) under a key whose hash tag is that user
+//! (`keys.rs`), so one compare-and-set function call changes all of a user's sessions at
+//! once (`update.rs`); a bucketed index maps session ids to their user. Every change is
+//! kept by Redis as it is applied: nothing is saved at the end of a run. Batches are
+//! pipelined per node (`nodes.rs`).
+
+mod apply;
+mod keys;
+mod names;
+mod nodes;
+mod record;
+mod target;
+mod update;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use keys::{DEFAULT_BUCKETS, LAYOUT};
+pub use names::Names;
+pub use target::{DEFAULT_PREFIX, PASSWORD_ENV};
+
+use self::keys::Layout;
+use self::nodes::{Keyed, Nodes, Reply};
+use self::target::Target;
+use super::{Applied, Op, Refresher, SessionStore, StoreError};
+use crate::ids::{RealmId, ReplicaSetId, UserKey};
+use crate::session::{Clock, Session};
+
+/// Keys asked for per `SCAN` step.
+const SCAN_COUNT: usize = 1000;
+
+/// Records a dry run changed, by key (`None`: removed): kept here, never written, so the
+/// run's later commands see them and Redis does not.
+type Overlay = parking_lot::Mutex<HashMap<String, Option<Vec<u8>>>>;
+
+/// A site's sessions in Redis.
+pub struct RedisStore {
+    nodes: Nodes,
+    layout: Layout,
+    names: Names,
+    /// Set for a dry run (contract §11: `--dry-run` reads only).
+    overlay: Option<Overlay>,
+}
+
+/// What `store stats` shows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub sessions: u64,
+    pub users: u64,
+    /// Sessions per realm name.
+    pub realms: Vec<(String, u64)>,
+    /// Sessions per server name.
+    pub servers: Vec<(String, u64)>,
+    /// Bytes of the records themselves.
+    pub record_bytes: u64,
+    /// `used_memory` of every primary, summed.
+    pub used_memory: u64,
+    pub nodes: usize,
+}
+
+impl RedisStore {
+    /// Connects to the store of `url` (contract §11 failures: exit 2 at the start) and reads
+    /// its layout.
+    pub fn open(url: &str, names: Names, timeout: Duration) -> Result<Self, StoreError> {
+        let target = Target::parse(url, timeout)?;
+        let prefix = target.prefix.clone();
+        let nodes = Nodes::connect(target)?;
+        let mut store = Self {
+            nodes,
+            layout: Layout {
+                prefix,
+                buckets: DEFAULT_BUCKETS,
+            },
+            names,
+            overlay: None,
+        };
+        if let Some(meta) = store.read_meta()? {
+            let layout = meta.get("layout").and_then(|v| v.parse::<u32>().ok());
+            if layout != Some(LAYOUT) {
+                return Err(store.unavailable(format!(
+                    "`{}` says layout {}, and this smsrefresh reads layout {LAYOUT}",
+                    store.layout.meta(),
+                    meta.get("layout").map_or("(none)", String::as_str)
+                )));
+            }
+            if let Some(b) = meta.get("buckets").and_then(|v| v.parse().ok()) {
+                store.layout.buckets = b;
+            }
+        }
+        Ok(store)
+    }
+
+    fn read_meta(&self) -> Result<Option<HashMap<String, String>>, StoreError> {
+        let key = self.layout.meta();
+        let cmd = Keyed {
+            key: key.as_bytes().to_vec(),
+            cmd: redis::cmd("HGETALL").arg(&key).clone(),
+        };
+        match self.nodes.run(&[cmd], true, false).pop() {
+            Some(Reply::Ok(v)) => {
+                let pairs: HashMap<String, String> =
+                    redis::from_redis_value(v).map_err(|e| self.unavailable(e.to_string()))?;
+                Ok((!pairs.is_empty()).then_some(pairs))
+            }
+            Some(Reply::Lost(w) | Reply::Failed(w) | Reply::Unreplicated(w)) => {
+                Err(self.unavailable(w))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// From now on nothing is written to Redis: changes stay in this process (a dry run).
+    pub fn read_only(mut self) -> Self {
+        self.overlay = Some(Overlay::default());
+        self
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.layout.prefix
+    }
+
+    fn unavailable(&self, reason: impl Into<String>) -> StoreError {
+        self.nodes.target.unavailable(reason)
+    }
+
+    fn unreadable(&self, key: &str, why: &str) -> StoreError {
+        StoreError::NotFound {
+            location: self.location(),
+            what: format!("a readable record at `{key}` ({why})"),
+        }
+    }
+
+    /// Calls `f` with the sessions of every record (of `realm`, when given), record by
+    /// record, node by node.
+    fn each_record(
+        &self,
+        realm: Option<RealmId>,
+        f: &mut dyn FnMut(&str, usize, Vec<Session>),
+    ) -> Result<(), StoreError> {
+        let pattern = self
+            .layout
+            .record_pattern(realm.map(|r| self.names.realm_name(r)));
+        self.each_key(&pattern, &mut |keys| {
+            for (key, stored) in keys.iter().zip(self.read_records(keys)) {
+                if let Some(bytes) = stored? {
+                    let sessions = record::decode(&bytes, &self.names, 0)
+                        .map_err(|bad| self.unreadable(key, &bad.0))?;
+                    f(key, bytes.len(), sessions);
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// Calls `f` with every key that matches `pattern`, a `SCAN` step at a time, on every
+    /// primary.
+    fn each_key(
+        &self,
+        pattern: &str,
+        f: &mut dyn FnMut(&[String]) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let map = self.nodes.map();
+        for node in &map.nodes {
+            let mut cursor: u64 = 0;
+            loop {
+                let (next, keys): (u64, Vec<String>) = self
+                    .nodes
+                    .with_connection(&node.addr, &node.info, |con| {
+                        redis::cmd("SCAN")
+                            .arg(cursor)
+                            .arg("MATCH")
+                            .arg(pattern)
+                            .arg("COUNT")
+                            .arg(SCAN_COUNT)
+                            .query(con)
+                    })
+                    .map_err(|e| self.unavailable(format!("{}: {e}", node.addr)))?;
+                if !keys.is_empty() {
+                    f(&keys)?;
+                }
+                cursor = next;
+                if cursor == 0 {
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether any key of this store's prefix exists.
+    pub fn holds_anything(&self) -> Result<bool, StoreError> {
+        let mut found = false;
+        self.each_key(&self.layout.all_pattern(), &mut |_| {
+            found = true;
+            Ok(())
+        })?;
+        Ok(found)
+    }
+
+    /// Removes every key of this store's prefix.
+    pub fn clear(&self) -> Result<u64, StoreError> {
+        let mut removed = 0u64;
+        self.each_key(&self.layout.all_pattern(), &mut |keys| {
+            let cmds: Vec<Keyed> = keys
+                .iter()
+                .map(|k| Keyed {
+                    key: k.as_bytes().to_vec(),
+                    cmd: redis::cmd("UNLINK").arg(k).clone(),
+                })
+                .collect();
+            for r in self.nodes.run(&cmds, true, true) {
+                if let Reply::Lost(w) | Reply::Failed(w) | Reply::Unreplicated(w) = r {
+                    return Err(self.unavailable(w));
+                }
+            }
+            removed += keys.len() as u64;
+            Ok(())
+        })?;
+        Ok(removed)
+    }
+
+    /// Writes `sessions` (a site's, in its order) as records and index entries. The store
+    /// must hold nothing under the prefix (see [`RedisStore::holds_anything`]).
+    pub fn import(&mut self, sessions: &[Session]) -> Result<(), StoreError> {
+        let buckets = u32::try_from((sessions.len() / 64).next_power_of_two())
+            .unwrap_or(u32::MAX)
+            .max(1024);
+        self.layout.buckets = buckets;
+        let mut users: Vec<(String, Vec<Session>)> = Vec::new();
+        let mut by_tag: HashMap<String, usize> = HashMap::new();
+        for s in sessions {
+            let tag = keys::tag(self.names.realm_name(s.realm), &UserKey::of(&s.user));
+            let at = *by_tag.entry(tag.clone()).or_insert_with(|| {
+                users.push((tag, Vec::new()));
+                users.len() - 1
+            });
+            users[at].1.push(s.clone());
+        }
+        let mut cmds: Vec<Keyed> = Vec::with_capacity(users.len() + buckets as usize + 1);
+        let mut index: HashMap<String, Vec<(Arc<str>, String)>> = HashMap::new();
+        for (tag, list) in &users {
+            let key = self.layout.record(tag);
+            let bytes = record::encode(update::fresh_nonce(), list, &self.names);
+            cmds.push(Keyed {
+                key: key.as_bytes().to_vec(),
+                cmd: redis::cmd("SET").arg(&key).arg(bytes).clone(),
+            });
+            for s in list {
+                index
+                    .entry(self.layout.bucket(&s.id))
+                    .or_default()
+                    .push((s.id.clone(), tag.clone()));
+            }
+        }
+        for (bucket, entries) in &index {
+            let mut cmd = redis::cmd("HSET");
+            cmd.arg(bucket);
+            for (id, tag) in entries {
+                cmd.arg(&**id).arg(tag);
+            }
+            cmds.push(Keyed {
+                key: bucket.as_bytes().to_vec(),
+                cmd,
+            });
+        }
+        let meta = self.layout.meta();
+        cmds.push(Keyed {
+            key: meta.as_bytes().to_vec(),
+            cmd: redis::cmd("HSET")
+                .arg(&meta)
+                .arg("layout")
+                .arg(LAYOUT)
+                .arg("buckets")
+                .arg(buckets)
+                .clone(),
+        });
+        for r in self.nodes.run(&cmds, true, true) {
+            if let Reply::Lost(w) | Reply::Failed(w) | Reply::Unreplicated(w) = r {
+                return Err(self.unavailable(w));
+            }
+        }
+        Ok(())
+    }
+
+    /// Counts for `store stats`.
+    pub fn stats(&self) -> Result<Stats, StoreError> {
+        let mut st = Stats::default();
+        let mut realms: HashMap<String, u64> = HashMap::new();
+        let mut servers: HashMap<String, u64> = HashMap::new();
+        self.each_record(None, &mut |_, bytes, sessions| {
+            st.users += 1;
+            st.record_bytes += bytes as u64;
+            st.sessions += sessions.len() as u64;
+            for s in &sessions {
+                *realms
+                    .entry(self.names.realm_name(s.realm).to_string())
+                    .or_default() += 1;
+                *servers
+                    .entry(self.names.server_name(s.server).to_string())
+                    .or_default() += 1;
+            }
+        })?;
+        let map = self.nodes.map();
+        st.nodes = map.nodes.len();
+        for node in &map.nodes {
+            let info: String = self
+                .nodes
+                .with_connection(&node.addr, &node.info, |con| {
+                    redis::cmd("INFO").arg("memory").query(con)
+                })
+                .map_err(|e| self.unavailable(format!("{}: {e}", node.addr)))?;
+            st.used_memory += info
+                .lines()
+                .find_map(|l| l.strip_prefix("used_memory:"))
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+        st.realms = realms.into_iter().collect();
+        st.realms.sort();
+        st.servers = servers.into_iter().collect();
+        st.servers.sort();
+        Ok(st)
+    }
+}
+
+impl SessionStore for RedisStore {
+    fn location(&self) -> String {
+        self.nodes.target.location.clone()
+    }
+
+    fn apply(&self, clock: &Clock, ops: &[Op<'_>], refresher: &dyn Refresher) -> Applied {
+        self.apply_batch(clock, ops, refresher)
+    }
+
+    fn owners(&self, ids: &[&str]) -> Result<Vec<Option<UserKey>>, StoreError> {
+        self.tags_of(ids)
+            .into_iter()
+            .map(|t| {
+                Ok(t?
+                    .and_then(|t| keys::untag(&t))
+                    .map(|(_, user)| UserKey::of(&user)))
+            })
+            .collect()
+    }
+
+    fn count_live(
+        &self,
+        clock: &Clock,
+        users: &[(RealmId, UserKey)],
+    ) -> Result<Vec<usize>, StoreError> {
+        let keys: Vec<String> = users
+            .iter()
+            .map(|(r, u)| self.layout.record(&keys::tag(self.names.realm_name(*r), u)))
+            .collect();
+        keys.iter()
+            .zip(self.read_records(&keys))
+            .map(|(key, stored)| match stored? {
+                None => Ok(0),
+                Some(b) => record::decode(&b, &self.names, 0)
+                    .map(|s| apply::live(&s, clock))
+                    .map_err(|bad| self.unreadable(key, &bad.0)),
+            })
+            .collect()
+    }
+
+    fn scan(
+        &self,
+        clock: &Clock,
+        realm: Option<RealmId>,
+        f: &mut dyn FnMut(&Session),
+    ) -> Result<(), StoreError> {
+        self.each_record(realm, &mut |_, _, sessions| {
+            for s in sessions.iter().filter(|s| clock.is_live(s)) {
+                f(s);
+            }
+        })
+    }
+
+    fn live_in_replica_set(&self, clock: &Clock, set: ReplicaSetId) -> Result<usize, StoreError> {
+        let mut n = 0;
+        self.each_record(None, &mut |_, _, sessions| {
+            n += sessions
+                .iter()
+                .filter(|s| s.replica_set == set && clock.is_live(s))
+                .count();
+        })?;
+        Ok(n)
+    }
+
+    fn purge_expired(&self, clock: &Clock, realm: RealmId) -> Result<usize, StoreError> {
+        let mut keys = Vec::new();
+        self.each_record(Some(realm), &mut |key, _, sessions| {
+            if apply::live(&sessions, clock) < sessions.len() {
+                keys.push(key.to_string());
+            }
+        })?;
+        let purged = self.update(&keys, &|_, mut sessions| {
+            let before = sessions.len();
+            sessions.retain(|s| clock.is_live(s));
+            let n = before - sessions.len();
+            update::Change {
+                value: n,
+                sessions: (n > 0).then_some(sessions),
+            }
+        });
+        purged.into_iter().sum()
+    }
+
+    fn len(&self) -> Result<usize, StoreError> {
+        let mut n = 0;
+        self.each_record(None, &mut |_, _, sessions| n += sessions.len())?;
+        Ok(n)
+    }
+
+    fn export(&self, f: &mut dyn FnMut(&Session)) -> Result<(), StoreError> {
+        let mut seq = 0;
+        self.each_record(None, &mut |_, _, mut sessions| {
+            for s in &mut sessions {
+                s.seq = seq;
+                seq += 1;
+                f(s);
+            }
+        })
+    }
+
+    fn saved_by_site(&self) -> bool {
+        false
+    }
+}

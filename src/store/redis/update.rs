@@ -1,0 +1,231 @@
+//! The atomic step of the Redis store: read some users' records, compute each one's new
+//! record in Rust, and write it back with the compare-and-set function only if nobody
+//! changed it meanwhile — retrying those that lost the race (contract §11: two engines, or
+//! an engine and a login, never lose an update or resurrect a terminated session).
+//!
+//! A write whose connection broke before its reply may or may not have happened; the next
+//! read tells, since every write stores a new nonce: the nonce this write chose (or, for a
+//! delete, no record) means it did.
+//!
+//! The id index keeps the ids of removed sessions (docs/redis.md): `--shard` must place a
+//! `session ID` command in the same shard in every process, whenever each looks, and every
+//! lookup checks the record itself.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use redis::Value;
+
+use super::RedisStore;
+use super::nodes::{Keyed, Reply};
+use super::record::{self, NONCE};
+use crate::hash::stable_hash;
+use crate::session::Session;
+use crate::store::{SessionStore, StoreError};
+
+/// Rounds of read-compute-write before a user that keeps changing is given up.
+const ROUNDS: usize = 64;
+
+/// What computing one record gave.
+pub struct Change<T> {
+    /// The operation's results for this record.
+    pub value: T,
+    /// The record's sessions afterwards, when they changed (empty: delete the record).
+    pub sessions: Option<Vec<Session>>,
+}
+
+/// One record's step of a round.
+enum Step<T> {
+    Done(Result<T, StoreError>),
+    Write(Keyed, Attempt<T>),
+}
+
+/// A write sent whose outcome is not known yet.
+struct Attempt<T> {
+    nonce: Option<[u8; NONCE]>,
+    change: Change<T>,
+}
+
+impl<T> Attempt<T> {
+    fn happened(&self, stored: Option<&[u8]>) -> bool {
+        match (self.nonce, stored) {
+            (None, None) => true,
+            (Some(n), Some(b)) => record::nonce_of(b) == Some(n),
+            _ => false,
+        }
+    }
+}
+
+/// A nonce no other write (of this or any process) is likely to pick.
+pub(super) fn fresh_nonce() -> [u8; NONCE] {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let h = stable_hash(&[
+        &std::process::id().to_le_bytes(),
+        &nanos.to_le_bytes(),
+        &COUNTER.fetch_add(1, Ordering::Relaxed).to_le_bytes(),
+    ]);
+    h.to_le_bytes()
+}
+
+fn stored_bytes(v: Value) -> Option<Vec<u8>> {
+    match v {
+        Value::BulkString(b) => Some(b),
+        _ => None,
+    }
+}
+
+impl RedisStore {
+    /// Reads records by key; `Ok(None)` where there is none.
+    pub(super) fn read_records(&self, keys: &[String]) -> Vec<Result<Option<Vec<u8>>, StoreError>> {
+        if let Some(overlay) = &self.overlay {
+            let mut read = self.read_stored(keys);
+            let overlay = overlay.lock();
+            for (key, r) in keys.iter().zip(&mut read) {
+                if let Some(v) = overlay.get(key) {
+                    *r = Ok(v.clone());
+                }
+            }
+            return read;
+        }
+        self.read_stored(keys)
+    }
+
+    fn read_stored(&self, keys: &[String]) -> Vec<Result<Option<Vec<u8>>, StoreError>> {
+        let cmds: Vec<Keyed> = keys
+            .iter()
+            .map(|k| Keyed {
+                key: k.as_bytes().to_vec(),
+                cmd: redis::cmd("GET").arg(k).clone(),
+            })
+            .collect();
+        self.nodes
+            .run(&cmds, true, false)
+            .into_iter()
+            .map(|r| match r {
+                Reply::Ok(v) => Ok(stored_bytes(v)),
+                Reply::Lost(why) | Reply::Failed(why) | Reply::Unreplicated(why) => {
+                    Err(self.unavailable(why))
+                }
+            })
+            .collect()
+    }
+
+    /// One record's step of a round: its result is known, or a write is to be sent.
+    fn step<T>(
+        &self,
+        key: &str,
+        stored: Result<Option<Vec<u8>>, StoreError>,
+        lost: Option<Attempt<T>>,
+        compute: impl FnOnce(Vec<Session>) -> Change<T>,
+    ) -> Step<T> {
+        let stored = match stored {
+            Ok(s) => s,
+            Err(e) => return Step::Done(Err(e)),
+        };
+        if let Some(a) = lost
+            && a.happened(stored.as_deref())
+        {
+            return Step::Done(Ok(a.change.value));
+        }
+        let sessions = match stored.as_deref().map(|b| record::decode(b, &self.names, 0)) {
+            None => Vec::new(),
+            Some(Ok(s)) => s,
+            Some(Err(bad)) => return Step::Done(Err(self.unreadable(key, &bad.0))),
+        };
+        let change = compute(sessions);
+        let Some(after) = &change.sessions else {
+            return Step::Done(Ok(change.value));
+        };
+        if let Some(overlay) = &self.overlay {
+            let bytes =
+                (!after.is_empty()).then(|| record::encode(fresh_nonce(), after, &self.names));
+            overlay.lock().insert(key.to_string(), bytes);
+            return Step::Done(Ok(change.value));
+        }
+        let (nonce, bytes) = if after.is_empty() {
+            (None, Vec::new())
+        } else {
+            let n = fresh_nonce();
+            (Some(n), record::encode(n, after, &self.names))
+        };
+        let expected = stored.as_deref().and_then(record::nonce_of);
+        let expected: &[u8] = expected.as_ref().map_or(&[], |n| n.as_slice());
+        let write = Keyed {
+            key: key.as_bytes().to_vec(),
+            cmd: redis::cmd("FCALL")
+                .arg("smsrefresh_cas_1")
+                .arg(1)
+                .arg(key)
+                .arg(expected)
+                .arg(bytes)
+                .clone(),
+        };
+        Step::Write(write, Attempt { nonce, change })
+    }
+
+    /// Changes each record of `keys` atomically with `compute(i, sessions)`, which must not
+    /// depend on anything but its arguments (it may run again after a lost race). Returns
+    /// each record's value, or why it could not be changed (then nothing changed, or — when
+    /// no replica acknowledged — the change reached only the primary).
+    pub(super) fn update<T: Send>(
+        &self,
+        keys: &[String],
+        compute: &(dyn Fn(usize, Vec<Session>) -> Change<T> + Sync),
+    ) -> Vec<Result<T, StoreError>> {
+        let mut out: Vec<Option<Result<T, StoreError>>> = (0..keys.len()).map(|_| None).collect();
+        let mut lost: Vec<Option<Attempt<T>>> = (0..keys.len()).map(|_| None).collect();
+        let mut pending: Vec<usize> = (0..keys.len()).collect();
+        for _ in 0..ROUNDS {
+            if pending.is_empty() {
+                break;
+            }
+            let wanted: Vec<String> = pending.iter().map(|&i| keys[i].clone()).collect();
+            let read = self.read_records(&wanted);
+            let mut writes: Vec<Keyed> = Vec::new();
+            let mut attempts: Vec<(usize, Attempt<T>)> = Vec::new();
+            for (&i, stored) in pending.iter().zip(read) {
+                match self.step(&keys[i], stored, lost[i].take(), |s| compute(i, s)) {
+                    Step::Done(r) => out[i] = Some(r),
+                    Step::Write(w, a) => {
+                        writes.push(w);
+                        attempts.push((i, a));
+                    }
+                }
+            }
+            let replies = self.nodes.run(&writes, false, true);
+            let mut next = Vec::new();
+            for ((i, attempt), reply) in attempts.into_iter().zip(replies) {
+                match reply {
+                    Reply::Ok(Value::Int(1)) => out[i] = Some(Ok(attempt.change.value)),
+                    // Somebody changed the record since it was read: read it again.
+                    Reply::Ok(Value::Int(0)) => next.push(i),
+                    Reply::Lost(_) => {
+                        lost[i] = Some(attempt);
+                        next.push(i);
+                    }
+                    Reply::Unreplicated(why) | Reply::Failed(why) => {
+                        out[i] = Some(Err(self.unavailable(why)));
+                    }
+                    Reply::Ok(other) => {
+                        out[i] = Some(Err(self.unavailable(format!(
+                            "unexpected reply from the compare-and-set function: {other:?}"
+                        ))));
+                    }
+                }
+            }
+            pending = next;
+        }
+        out.into_iter()
+            .map(|r| {
+                r.unwrap_or_else(|| {
+                    Err(StoreError::Conflict {
+                        location: self.location(),
+                        reason: format!("the record changed {ROUNDS} times while this ran"),
+                    })
+                })
+            })
+            .collect()
+    }
+}

@@ -138,6 +138,10 @@ pub struct BenchArgs {
     /// Print the report as JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Measure the workload through this Redis store (its keys under the URL's prefix are
+    /// replaced) beside the site files, instead of the in-memory phases.
+    #[arg(long, value_name = "URL")]
+    pub store: Option<String>,
     /// Also write a jobs -> throughput chart as SVG.
     #[arg(long, value_name = "FILE")]
     pub svg: Option<PathBuf>,

@@ -80,6 +80,16 @@ fn bench(args: &BenchArgs) -> Result<u8> {
             .status()?;
         anyhow::ensure!(status.success(), "generating the benchmark site failed");
     }
+    if let Some(url) = &args.store {
+        let report = super::bench::redis_bench(&cfg, url, &|line| eprintln!("bench: {line}"))?;
+        let mut out = PipeSafe::new(io::stdout().lock());
+        if args.json {
+            writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
+        } else {
+            write!(out, "{}", super::bench::redis_table(&report))?;
+        }
+        return Ok(0);
+    }
     let report = super::bench::bench(&cfg, &|line| eprintln!("bench: {line}"))?;
     if let Some(path) = &args.svg {
         let points: Vec<(usize, f64)> = report

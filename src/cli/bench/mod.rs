@@ -8,7 +8,10 @@
 //! figure is the median of `--runs` repetitions; the site is reloaded before each measured
 //! execution so that each starts from the same sessions.
 
+mod redis;
 pub mod svg;
+
+pub use self::redis::{redis_bench, redis_table};
 
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Write};
@@ -23,8 +26,7 @@ use smsrefresh::engine::{BatchConfig, Engine, Executor};
 use smsrefresh::exec::Status;
 use smsrefresh::ids::UserKey;
 use smsrefresh::input::{CsvDefaults, CsvSource, Job};
-use smsrefresh::output::Format;
-use smsrefresh::run::{self, Input, RunConfig, Silent};
+use smsrefresh::run::{self, Input, Silent};
 use smsrefresh::site::SiteError;
 use smsrefresh::synthetic::GEN_EPOCH;
 
@@ -71,7 +73,7 @@ pub struct Stat {
 }
 
 impl Stat {
-    fn of(samples: &[Duration]) -> Self {
+    pub(super) fn of(samples: &[Duration]) -> Self {
         let mut v: Vec<f64> = samples.iter().map(Duration::as_secs_f64).collect();
         v.sort_by(f64::total_cmp);
         let median = if v.is_empty() {
@@ -176,7 +178,10 @@ pub enum BenchError {
 }
 
 /// The workload as jobs, and as the CSV or command text an end-to-end run reads.
-fn workload(engine: &Engine, w: Workload) -> Result<(Vec<Job>, String, bool), BenchError> {
+pub(super) fn workload(
+    engine: &Engine,
+    w: Workload,
+) -> Result<(Vec<Job>, String, bool), BenchError> {
     let t = &engine.site.topology;
     let mut pairs: Vec<(u16, String, String)> = Vec::new();
     let mut seen = std::collections::HashSet::new();
@@ -348,31 +353,15 @@ fn end_to_end(
     });
     std::fs::write(&input, text)?;
     let (mut floor, mut e2e, mut e2e_load) = (Vec::new(), Vec::new(), Vec::new());
-    let rc = RunConfig {
-        site: cfg.site.clone(),
-        policy: None,
-        inputs: vec![if csv {
+    let rc = redis::run_config(
+        cfg,
+        if csv {
             Input::Csv(input.clone())
         } else {
             Input::Commands(input.clone())
-        }],
-        format: Format::Pdadmin,
-        dry_run: false,
-        save: false,
-        batch: BatchConfig {
-            jobs: cfg.jobs.iter().copied().max().unwrap_or(0),
-            fail_fast: false,
-            rate: 0.0,
         },
-        csv: CsvDefaults::default(),
-        now: Some(GEN_EPOCH),
-        store: smsrefresh::site::StoreOptions::default(),
-        interrupt: smsrefresh::run::Interrupt::default(),
-        require_input: false,
-        shard: None,
-        retry_failed: None,
-        lock_timeout: Duration::from_secs(10),
-    };
+        None,
+    );
     for _ in 0..cfg.runs {
         let topology = first_topology(&cfg.site)?;
         floor.push(io_floor(

@@ -26,7 +26,7 @@ pub use target::{DEFAULT_PREFIX, PASSWORD_ENV};
 use self::keys::Layout;
 use self::nodes::{Keyed, Nodes, Reply};
 use self::target::Target;
-use super::{Applied, Op, Refresher, SessionStore, StoreError};
+use super::{Applied, Op, Refresher, SessionStore, StoreError, url};
 use crate::ids::{RealmId, ReplicaSetId, UserKey};
 use crate::session::{Clock, Session};
 
@@ -44,6 +44,9 @@ pub struct RedisStore {
     names: Names,
     /// Set for a dry run (contract §11: `--dry-run` reads only).
     overlay: Option<Overlay>,
+    /// Threads that keep several parts of a large batch in flight (`update.rs`): kept for
+    /// the store's life, so their allocator heaps stay warm.
+    in_flight: rayon::ThreadPool,
 }
 
 /// What `store stats` shows.
@@ -77,6 +80,14 @@ impl RedisStore {
             },
             names,
             overlay: None,
+            in_flight: rayon::ThreadPoolBuilder::new()
+                .num_threads(update::IN_FLIGHT)
+                .thread_name(|i| format!("redis-{i}"))
+                .build()
+                .map_err(|e| StoreError::Unavailable {
+                    location: url::redact(url),
+                    reason: format!("starting threads: {e}"),
+                })?,
         };
         if let Some(meta) = store.read_meta()? {
             let layout = meta.get("layout").and_then(|v| v.parse::<u32>().ok());

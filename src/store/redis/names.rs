@@ -4,8 +4,12 @@
 
 use std::collections::HashMap;
 
+use foldhash::fast::RandomState;
+
 use crate::fold::fold;
 use crate::ids::{RealmId, ReplicaSetId, ServerId};
+
+type Map<V> = HashMap<String, V, RandomState>;
 
 /// Names and ids of a site's realms, replica sets and servers, in topology order.
 #[derive(Debug, Clone, Default)]
@@ -13,9 +17,14 @@ pub struct Names {
     realms: Vec<String>,
     replica_sets: Vec<(String, RealmId)>,
     servers: Vec<String>,
-    realm_index: HashMap<String, RealmId>,
-    replica_set_index: HashMap<String, ReplicaSetId>,
-    server_index: HashMap<String, ServerId>,
+    realm_index: Map<RealmId>,
+    replica_set_index: Map<ReplicaSetId>,
+    server_index: Map<ServerId>,
+}
+
+/// A name as written and as folded.
+fn spellings(name: &str) -> impl Iterator<Item = String> {
+    [name.to_string(), fold(name).to_string()].into_iter()
 }
 
 impl Names {
@@ -30,12 +39,12 @@ impl Names {
             realm_index: realms
                 .iter()
                 .enumerate()
-                .map(|(i, n)| (fold(n).to_string(), RealmId(id16(i))))
+                .flat_map(|(i, n)| spellings(n).map(move |k| (k, RealmId(id16(i)))))
                 .collect(),
             replica_set_index: replica_sets
                 .iter()
                 .enumerate()
-                .map(|(i, (n, _))| (fold(n).to_string(), ReplicaSetId(id16(i))))
+                .flat_map(|(i, (n, _))| spellings(n).map(move |k| (k, ReplicaSetId(id16(i)))))
                 .collect(),
             server_index: servers
                 .iter()
@@ -66,13 +75,17 @@ impl Names {
             .map_or("", String::as_str)
     }
 
+    /// Names compare case-insensitively; records spell them as the topology does, so the
+    /// exact spelling is tried before folding.
     pub fn realm(&self, name: &str) -> Option<RealmId> {
-        self.realm_index.get(fold(name).as_str()).copied()
+        let exact = self.realm_index.get(name).copied();
+        exact.or_else(|| self.realm_index.get(fold(name).as_str()).copied())
     }
 
     /// The replica set, when it exists and belongs to `realm`.
     pub fn replica_set_in(&self, name: &str, realm: RealmId) -> Option<ReplicaSetId> {
-        let id = *self.replica_set_index.get(fold(name).as_str())?;
+        let exact = self.replica_set_index.get(name).copied();
+        let id = exact.or_else(|| self.replica_set_index.get(fold(name).as_str()).copied())?;
         (self.replica_sets[usize::from(id.0)].1 == realm).then_some(id)
     }
 

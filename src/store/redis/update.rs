@@ -13,6 +13,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use rayon::prelude::*;
 use redis::Value;
 
 use super::RedisStore;
@@ -24,6 +25,12 @@ use crate::store::{SessionStore, StoreError};
 
 /// Rounds of read-compute-write before a user that keeps changing is given up.
 const ROUNDS: usize = 64;
+
+/// Records per part of a large update (see [`RedisStore::update`]).
+const PART: usize = 512;
+
+/// Parts of a large update in flight at once (the store's thread pool).
+pub(super) const IN_FLIGHT: usize = 8;
 
 /// What computing one record gave.
 pub struct Change<T> {
@@ -170,6 +177,25 @@ impl RedisStore {
     /// each record's value, or why it could not be changed (then nothing changed, or — when
     /// no replica acknowledged — the change reached only the primary).
     pub(super) fn update<T: Send>(
+        &self,
+        keys: &[String],
+        compute: &(dyn Fn(usize, Vec<Session>) -> Change<T> + Sync),
+    ) -> Vec<Result<T, StoreError>> {
+        if keys.len() <= PART {
+            return self.update_part(keys, compute);
+        }
+        // Parts in flight at once on the store's own threads: most of a part's time is a
+        // round trip, so more parts than cores keep both the client and Redis busy.
+        let parts: Vec<Vec<Result<T, StoreError>>> = self.in_flight.install(|| {
+            keys.par_chunks(PART)
+                .enumerate()
+                .map(|(p, part)| self.update_part(part, &|i, s| compute(p * PART + i, s)))
+                .collect()
+        });
+        parts.into_iter().flatten().collect()
+    }
+
+    fn update_part<T: Send>(
         &self,
         keys: &[String],
         compute: &(dyn Fn(usize, Vec<Session>) -> Change<T> + Sync),

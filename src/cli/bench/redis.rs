@@ -1,0 +1,187 @@
+//! `smsrefresh bench --store URL` (contract §11): the same workloads through a Redis store,
+//! beside the site-files store measured in the same command and the Redis anchors of
+//! reference/perf-anchors.md. Each measured run starts from the site's sessions freshly
+//! imported (the import is not timed); Redis memory per session is the `used_memory` delta
+//! of that import.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use smsrefresh::engine::{BatchConfig, Engine};
+use smsrefresh::input::CsvDefaults;
+use smsrefresh::output::Format;
+use smsrefresh::run::{self, Input, RunConfig, Silent};
+use smsrefresh::session::Session;
+use smsrefresh::site::{Site, StoreOptions, names_of};
+use smsrefresh::store::{RedisStore, SessionStore};
+use smsrefresh::synthetic::GEN_EPOCH;
+
+use super::{BenchConfig, BenchError, Stat, workload};
+
+/// Lua per user, and the server's raw HSET ceiling, on this machine (perf-anchors.md).
+const LUA_ANCHOR: f64 = 188_000.0;
+const HSET_CEILING: f64 = 287_000.0;
+/// Bytes per session of a JSON string per session in a hash (perf-anchors.md).
+const JSON_HASH_BYTES: f64 = 1_050.0;
+
+/// What `bench --store` measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct RedisReport {
+    pub store: String,
+    pub workload: String,
+    pub runs: usize,
+    pub sessions: usize,
+    pub sessions_acted: u64,
+    /// The execute phase of a `run` through Redis, and through the site files.
+    pub redis_execute_s: Stat,
+    pub files_execute_s: Stat,
+    pub redis_sessions_per_s: f64,
+    pub files_sessions_per_s: f64,
+    pub redis_bytes_per_session: f64,
+    pub over_lua_anchor: f64,
+    pub over_hset_ceiling: f64,
+}
+
+/// A `run` of the benchmark's input on its site, in the given store (`None`: the site's).
+pub(super) fn run_config(cfg: &BenchConfig, input: Input, store: Option<&str>) -> RunConfig {
+    RunConfig {
+        site: cfg.site.clone(),
+        policy: None,
+        inputs: vec![input],
+        format: Format::Pdadmin,
+        dry_run: false,
+        save: false,
+        batch: BatchConfig {
+            jobs: cfg.jobs.iter().copied().max().unwrap_or(0),
+            fail_fast: false,
+            rate: 0.0,
+        },
+        csv: CsvDefaults::default(),
+        now: Some(GEN_EPOCH),
+        store: StoreOptions::url(store),
+        interrupt: run::Interrupt::default(),
+        require_input: false,
+        shard: None,
+        retry_failed: None,
+        lock_timeout: Duration::from_secs(10),
+    }
+}
+
+/// One measured run: its execute phase and the sessions it acted on.
+fn measure(cfg: &BenchConfig, rc: &RunConfig) -> Result<(Duration, u64), BenchError> {
+    let mut out = BufWriter::new(File::create(cfg.workdir.join("bench-redis.out"))?);
+    let finished = run::run(rc, &mut out, &Silent)?;
+    out.flush()?;
+    let s = &finished.summary;
+    let acted = s.refreshed + s.terminated;
+    let execute = s.execute;
+    std::mem::forget(finished);
+    Ok((execute, acted))
+}
+
+/// Runs the Redis benchmark against `url`; the store's keys under its prefix are replaced.
+pub fn redis_bench(
+    cfg: &BenchConfig,
+    url: &str,
+    note: &dyn Fn(&str),
+) -> Result<RedisReport, BenchError> {
+    std::fs::create_dir_all(&cfg.workdir)?;
+    let site = Site::load_with_store(&cfg.site, &StoreOptions::url(Some("file:")))?;
+    let mut sessions: Vec<Session> = Vec::with_capacity(site.store.len()?);
+    site.store.export(&mut |s| sessions.push(s.clone()))?;
+    let engine = Engine::new(site, Some(GEN_EPOCH), true);
+    let (_, text, csv) = workload(&engine, cfg.workload)?;
+    let mut redis = RedisStore::open(
+        url,
+        names_of(&engine.site.topology),
+        Duration::from_secs(10),
+    )?;
+    std::mem::forget(engine);
+    let input = cfg.workdir.join(if csv {
+        "bench-redis.csv"
+    } else {
+        "bench-redis.pdadmin"
+    });
+    std::fs::write(&input, &text)?;
+    let input = if csv {
+        Input::Csv(input)
+    } else {
+        Input::Commands(input)
+    };
+    let (mut on_redis, mut on_files, mut bytes) = (Vec::new(), Vec::new(), 0.0);
+    let mut acted = 0;
+    for i in 0..cfg.runs {
+        redis.clear()?;
+        let before = redis.stats()?.used_memory;
+        redis.import(&sessions)?;
+        let after = redis.stats()?.used_memory;
+        bytes = after.saturating_sub(before) as f64 / sessions.len().max(1) as f64;
+        let (t, n) = measure(cfg, &run_config(cfg, input.clone(), Some(url)))?;
+        on_redis.push(t);
+        acted = n;
+        let (f, _) = measure(cfg, &run_config(cfg, input.clone(), Some("file:")))?;
+        on_files.push(f);
+        note(&format!(
+            "run {}: execute {:.3} s through Redis, {:.3} s on the site files",
+            i + 1,
+            t.as_secs_f64(),
+            f.as_secs_f64()
+        ));
+    }
+    let (r, f) = (Stat::of(&on_redis), Stat::of(&on_files));
+    let rate = |s: &Stat| acted as f64 / s.median.max(1e-9);
+    Ok(RedisReport {
+        store: redis.location(),
+        workload: cfg.workload.name(),
+        runs: cfg.runs,
+        sessions: sessions.len(),
+        sessions_acted: acted,
+        redis_execute_s: r,
+        files_execute_s: f,
+        redis_sessions_per_s: rate(&r),
+        files_sessions_per_s: rate(&f),
+        redis_bytes_per_session: bytes,
+        over_lua_anchor: rate(&r) / LUA_ANCHOR,
+        over_hset_ceiling: rate(&r) / HSET_CEILING,
+    })
+}
+
+pub fn redis_table(r: &RedisReport) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "smsrefresh bench --store {} | workload {} | medians of {} runs",
+        r.store, r.workload, r.runs
+    );
+    let _ = writeln!(
+        s,
+        "site: {} sessions; the workload acts on {} sessions\n",
+        r.sessions, r.sessions_acted
+    );
+    let _ = writeln!(s, "{:<34} {:>12} {:>16}", "store", "execute", "sessions/s");
+    for (name, st, rate) in [
+        ("Redis", &r.redis_execute_s, r.redis_sessions_per_s),
+        (
+            "site files (in memory)",
+            &r.files_execute_s,
+            r.files_sessions_per_s,
+        ),
+    ] {
+        let _ = writeln!(s, "{name:<34} {:>10.3} s {rate:>16.0}", st.median);
+    }
+    let _ = writeln!(
+        s,
+        "\nRedis over the Lua-per-user anchor ({LUA_ANCHOR:.0}/s): {:.2}x; over the raw HSET ceiling ({HSET_CEILING:.0}/s): {:.2}x",
+        r.over_lua_anchor, r.over_hset_ceiling
+    );
+    let _ = writeln!(
+        s,
+        "Redis memory: {:.0} B/session (used_memory delta of the import; a JSON string per session in a hash: ~{JSON_HASH_BYTES:.0})",
+        r.redis_bytes_per_session
+    );
+    s
+}

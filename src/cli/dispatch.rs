@@ -206,6 +206,20 @@ fn run_to_results(
     output: Option<&Path>,
     progress: &dyn Progress,
 ) -> Result<run::Finished> {
+    // A networked store keeps each change as it is applied: results stream (contract §13),
+    // so what a killed run leaves behind says what it did.
+    let streams = Site::store_url(&cfg.site, &cfg.store)? != smsrefresh::store::StoreUrl::Files;
+    if streams {
+        return Ok(match output {
+            Some(path) => {
+                let mut out = OpenedOnWrite { path, file: None };
+                let finished = run::run(cfg, &mut out, progress)?;
+                out.flush()?;
+                finished
+            }
+            None => run::run(cfg, &mut PipeSafe::new(io::stdout().lock()), progress)?,
+        });
+    }
     if let Some(path) = output {
         let mut staged =
             Staged::create(path).with_context(|| format!("{}: cannot create", path.display()))?;
@@ -229,6 +243,28 @@ fn run_to_results(
     io::copy(&mut file, &mut out)?;
     out.flush()?;
     Ok(finished)
+}
+
+/// A results file created by the first write: a run that cannot start leaves an existing
+/// file as it was.
+struct OpenedOnWrite<'p> {
+    path: &'p Path,
+    file: Option<io::BufWriter<std::fs::File>>,
+}
+
+impl Write for OpenedOnWrite<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.file.is_none() {
+            let f = std::fs::File::create(self.path)
+                .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", self.path.display())))?;
+            self.file = Some(io::BufWriter::with_capacity(1 << 16, f));
+        }
+        self.file.as_mut().map_or(Ok(buf.len()), |f| f.write(buf))
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.as_mut().map_or(Ok(()), Write::flush)
+    }
 }
 
 /// How far an interrupted run got, and how to finish it.

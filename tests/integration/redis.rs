@@ -495,7 +495,20 @@ fn a_primary_killed_mid_run_loses_nothing_and_retry_failed_converges() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(400));
+    // Kill a primary once the run is under way (some results written), before it ends.
+    let mut child = child;
+    let t = std::time::Instant::now();
+    while std::fs::metadata(&results).map_or(0, |m| m.len()) == 0 {
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "the run wrote nothing"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the run ended before the kill"
+    );
     let victim = cluster.primaries()[0];
     cluster.nodes[victim].kill();
     let out = child.wait_with_output().unwrap();

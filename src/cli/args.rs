@@ -459,7 +459,8 @@ impl SiteArgs {
             store: StoreOptions {
                 url: self.store.clone(),
                 timeout: self.store_timeout,
-                read_only: self.dry_run,
+                // Engine::open makes a dry run's store read-only.
+                read_only: false,
             },
         })
     }

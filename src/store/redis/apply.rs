@@ -8,6 +8,7 @@ use smallvec::SmallVec;
 
 use super::RedisStore;
 use super::keys;
+use super::nodes::Keyed;
 use super::update::Change;
 use crate::credential::Credential;
 use crate::session::{Clock, Session};
@@ -95,27 +96,17 @@ impl RedisStore {
     /// The record tag of each session id (its user's), from the id index; `None` for an id
     /// the index lacks.
     pub(super) fn tags_of(&self, ids: &[&str]) -> Vec<Result<Option<String>, StoreError>> {
-        let cmds: Vec<super::nodes::Keyed> = ids
+        let cmds: Vec<Keyed> = ids
             .iter()
-            .map(|id| {
-                let bucket = self.layout.bucket(id);
-                super::nodes::Keyed {
-                    key: bucket.as_bytes().to_vec(),
-                    cmd: redis::cmd("HGET").arg(&bucket).arg(*id).clone(),
-                }
-            })
+            .map(|id| Keyed::new("HGET", &self.layout.bucket(id)).arg(*id))
             .collect();
         self.nodes
             .run(&cmds, true, false)
             .into_iter()
-            .map(|r| match r {
-                super::nodes::Reply::Ok(redis::Value::BulkString(b)) => {
-                    Ok(String::from_utf8(b).ok())
-                }
-                super::nodes::Reply::Ok(_) => Ok(None),
-                super::nodes::Reply::Lost(w)
-                | super::nodes::Reply::Failed(w)
-                | super::nodes::Reply::Unreplicated(w) => Err(self.unavailable(w)),
+            .map(|r| match r.value() {
+                Ok(redis::Value::BulkString(b)) => Ok(String::from_utf8(b).ok()),
+                Ok(_) => Ok(None),
+                Err(why) => Err(self.unavailable(why)),
             })
             .collect()
     }

@@ -24,7 +24,7 @@ pub use names::Names;
 pub use target::{DEFAULT_PREFIX, PASSWORD_ENV};
 
 use self::keys::Layout;
-use self::nodes::{Keyed, Nodes, Reply};
+use self::nodes::{Keyed, Nodes};
 use self::target::Target;
 use super::{Applied, Op, Refresher, SessionStore, StoreError, url};
 use crate::ids::{RealmId, ReplicaSetId, UserKey};
@@ -107,21 +107,14 @@ impl RedisStore {
 
     fn read_meta(&self) -> Result<Option<HashMap<String, String>>, StoreError> {
         let key = self.layout.meta();
-        let cmd = Keyed {
-            key: key.as_bytes().to_vec(),
-            cmd: redis::cmd("HGETALL").arg(&key).clone(),
+        let cmd = Keyed::new("HGETALL", &key);
+        let Some(reply) = self.nodes.run(&[cmd], true, false).pop() else {
+            return Ok(None);
         };
-        match self.nodes.run(&[cmd], true, false).pop() {
-            Some(Reply::Ok(v)) => {
-                let pairs: HashMap<String, String> =
-                    redis::from_redis_value(v).map_err(|e| self.unavailable(e.to_string()))?;
-                Ok((!pairs.is_empty()).then_some(pairs))
-            }
-            Some(Reply::Lost(w) | Reply::Failed(w) | Reply::Unreplicated(w)) => {
-                Err(self.unavailable(w))
-            }
-            None => Ok(None),
-        }
+        let v = reply.value().map_err(|w| self.unavailable(w))?;
+        let pairs: HashMap<String, String> =
+            redis::from_redis_value(v).map_err(|e| self.unavailable(e.to_string()))?;
+        Ok((!pairs.is_empty()).then_some(pairs))
     }
 
     /// From now on nothing is written to Redis: changes stay in this process (a dry run).
@@ -216,18 +209,8 @@ impl RedisStore {
     pub fn clear(&self) -> Result<u64, StoreError> {
         let mut removed = 0u64;
         self.each_key(&self.layout.all_pattern(), &mut |keys| {
-            let cmds: Vec<Keyed> = keys
-                .iter()
-                .map(|k| Keyed {
-                    key: k.as_bytes().to_vec(),
-                    cmd: redis::cmd("UNLINK").arg(k).clone(),
-                })
-                .collect();
-            for r in self.nodes.run(&cmds, true, true) {
-                if let Reply::Lost(w) | Reply::Failed(w) | Reply::Unreplicated(w) = r {
-                    return Err(self.unavailable(w));
-                }
-            }
+            let cmds: Vec<Keyed> = keys.iter().map(|k| Keyed::new("UNLINK", k)).collect();
+            self.run_all(&cmds)?;
             removed += keys.len() as u64;
             Ok(())
         })?;
@@ -256,10 +239,7 @@ impl RedisStore {
         for (tag, list) in &users {
             let key = self.layout.record(tag);
             let bytes = record::encode(update::fresh_nonce(), list, &self.names);
-            cmds.push(Keyed {
-                key: key.as_bytes().to_vec(),
-                cmd: redis::cmd("SET").arg(&key).arg(bytes).clone(),
-            });
+            cmds.push(Keyed::new("SET", &key).arg(bytes));
             for s in list {
                 index
                     .entry(self.layout.bucket(&s.id))
@@ -268,31 +248,27 @@ impl RedisStore {
             }
         }
         for (bucket, entries) in &index {
-            let mut cmd = redis::cmd("HSET");
-            cmd.arg(bucket);
+            let mut cmd = Keyed::new("HSET", bucket);
             for (id, tag) in entries {
-                cmd.arg(&**id).arg(tag);
+                cmd = cmd.arg(&**id).arg(tag);
             }
-            cmds.push(Keyed {
-                key: bucket.as_bytes().to_vec(),
-                cmd,
-            });
+            cmds.push(cmd);
         }
         let meta = self.layout.meta();
-        cmds.push(Keyed {
-            key: meta.as_bytes().to_vec(),
-            cmd: redis::cmd("HSET")
-                .arg(&meta)
+        cmds.push(
+            Keyed::new("HSET", &meta)
                 .arg("layout")
                 .arg(LAYOUT)
                 .arg("buckets")
-                .arg(buckets)
-                .clone(),
-        });
-        for r in self.nodes.run(&cmds, true, true) {
-            if let Reply::Lost(w) | Reply::Failed(w) | Reply::Unreplicated(w) = r {
-                return Err(self.unavailable(w));
-            }
+                .arg(buckets),
+        );
+        self.run_all(&cmds)
+    }
+
+    /// Runs idempotent writes; the first that failed is the error.
+    fn run_all(&self, cmds: &[Keyed]) -> Result<(), StoreError> {
+        for r in self.nodes.run(cmds, true, true) {
+            r.value().map_err(|w| self.unavailable(w))?;
         }
         Ok(())
     }

@@ -52,8 +52,8 @@ pub struct SlotMap {
 }
 
 impl SlotMap {
-    fn node_of(&self, key: &[u8]) -> Option<usize> {
-        let owner = *self.owner.get(usize::from(slot(key)))?;
+    fn node_of(&self, slot: u16) -> Option<usize> {
+        let owner = *self.owner.get(usize::from(slot))?;
         (owner != u16::MAX).then_some(usize::from(owner))
     }
 }
@@ -71,10 +71,46 @@ pub enum Reply {
     Failed(String),
 }
 
-/// A command and the key that routes it.
+impl Reply {
+    /// The reply's value, or why there is none.
+    pub fn value(self) -> Result<Value, String> {
+        match self {
+            Reply::Ok(v) => Ok(v),
+            Reply::Lost(why) | Reply::Unreplicated(why) | Reply::Failed(why) => Err(why),
+        }
+    }
+}
+
+/// A command and the slot of the key that routes it.
 pub struct Keyed {
-    pub key: Vec<u8>,
+    slot: u16,
     pub cmd: Cmd,
+}
+
+impl Keyed {
+    /// `name key args…`, routed by `key`.
+    pub fn new(name: &str, key: &str) -> Self {
+        let mut cmd = redis::cmd(name);
+        cmd.arg(key);
+        Self {
+            slot: slot(key.as_bytes()),
+            cmd,
+        }
+    }
+
+    /// A command whose key is not its first argument (`FCALL f 1 KEY …`).
+    pub fn routed(key: &str, cmd: Cmd) -> Self {
+        Self {
+            slot: slot(key.as_bytes()),
+            cmd,
+        }
+    }
+
+    /// Adds an argument after the key.
+    pub fn arg(mut self, a: impl redis::ToRedisArgs) -> Self {
+        self.cmd.arg(a);
+        self
+    }
 }
 
 /// A store's nodes and connections.
@@ -470,7 +506,7 @@ impl Nodes {
         for (i, ask) in pending {
             let node = match ask {
                 Some(a) => map.nodes.iter().position(|n| &n.addr == a),
-                None => map.node_of(&cmds[*i].key),
+                None => map.node_of(cmds[*i].slot),
             };
             match node {
                 Some(n) => by_node.entry((n, ask.clone())).or_default().push(*i),

@@ -85,12 +85,15 @@ fn stored_bytes(v: Value) -> Option<Vec<u8>> {
 
 impl RedisStore {
     /// Reads records by key; `Ok(None)` where there is none.
-    pub(super) fn read_records(&self, keys: &[String]) -> Vec<Result<Option<Vec<u8>>, StoreError>> {
+    pub(super) fn read_records<K: AsRef<str>>(
+        &self,
+        keys: &[K],
+    ) -> Vec<Result<Option<Vec<u8>>, StoreError>> {
         if let Some(overlay) = &self.overlay {
             let mut read = self.read_stored(keys);
             let overlay = overlay.lock();
             for (key, r) in keys.iter().zip(&mut read) {
-                if let Some(v) = overlay.get(key) {
+                if let Some(v) = overlay.get(key.as_ref()) {
                     *r = Ok(v.clone());
                 }
             }
@@ -99,23 +102,12 @@ impl RedisStore {
         self.read_stored(keys)
     }
 
-    fn read_stored(&self, keys: &[String]) -> Vec<Result<Option<Vec<u8>>, StoreError>> {
-        let cmds: Vec<Keyed> = keys
-            .iter()
-            .map(|k| Keyed {
-                key: k.as_bytes().to_vec(),
-                cmd: redis::cmd("GET").arg(k).clone(),
-            })
-            .collect();
+    fn read_stored<K: AsRef<str>>(&self, keys: &[K]) -> Vec<Result<Option<Vec<u8>>, StoreError>> {
+        let cmds: Vec<Keyed> = keys.iter().map(|k| Keyed::new("GET", k.as_ref())).collect();
         self.nodes
             .run(&cmds, true, false)
             .into_iter()
-            .map(|r| match r {
-                Reply::Ok(v) => Ok(stored_bytes(v)),
-                Reply::Lost(why) | Reply::Failed(why) | Reply::Unreplicated(why) => {
-                    Err(self.unavailable(why))
-                }
-            })
+            .map(|r| r.value().map(stored_bytes).map_err(|w| self.unavailable(w)))
             .collect()
     }
 
@@ -159,16 +151,13 @@ impl RedisStore {
         };
         let expected = stored.as_deref().and_then(record::nonce_of);
         let expected: &[u8] = expected.as_ref().map_or(&[], |n| n.as_slice());
-        let write = Keyed {
-            key: key.as_bytes().to_vec(),
-            cmd: redis::cmd("FCALL")
-                .arg("smsrefresh_cas_1")
-                .arg(1)
-                .arg(key)
-                .arg(expected)
-                .arg(bytes)
-                .clone(),
-        };
+        let mut cas = redis::cmd("FCALL");
+        cas.arg("smsrefresh_cas_1")
+            .arg(1)
+            .arg(key)
+            .arg(expected)
+            .arg(bytes);
+        let write = Keyed::routed(key, cas);
         Step::Write(write, Attempt { nonce, change })
     }
 
@@ -207,7 +196,7 @@ impl RedisStore {
             if pending.is_empty() {
                 break;
             }
-            let wanted: Vec<String> = pending.iter().map(|&i| keys[i].clone()).collect();
+            let wanted: Vec<&str> = pending.iter().map(|&i| keys[i].as_str()).collect();
             let read = self.read_records(&wanted);
             let mut writes: Vec<Keyed> = Vec::new();
             let mut attempts: Vec<(usize, Attempt<T>)> = Vec::new();

@@ -255,7 +255,12 @@ impl CredentialBuilder {
     }
 
     pub fn push_str(&mut self, name: &str, value: &str) -> Result<(), DuplicateAttr> {
-        let name = intern(name);
+        self.push_str_sym(intern(name), value)
+    }
+
+    /// As [`CredentialBuilder::push_str`], with the name already interned: for building many
+    /// credentials with the same names.
+    pub fn push_str_sym(&mut self, name: Sym, value: &str) -> Result<(), DuplicateAttr> {
         self.claim(name)?;
         put_varint(&mut self.body, name.0);
         self.body.push(TAG_STR);
@@ -269,13 +274,17 @@ impl CredentialBuilder {
         name: &str,
         values: impl IntoIterator<Item = &'s str>,
     ) -> Result<(), DuplicateAttr> {
-        let name = intern(name);
+        let syms: Vec<Sym> = values.into_iter().map(intern).collect();
+        self.push_list_syms(intern(name), &syms)
+    }
+
+    /// A list attribute whose name and values are already interned.
+    pub fn push_list_syms(&mut self, name: Sym, values: &[Sym]) -> Result<(), DuplicateAttr> {
         self.claim(name)?;
         put_varint(&mut self.body, name.0);
         self.body.push(TAG_LIST);
-        let syms: Vec<Sym> = values.into_iter().map(intern).collect();
-        put_varint(&mut self.body, syms.len() as u32);
-        for s in syms {
+        put_varint(&mut self.body, values.len() as u32);
+        for s in values {
             put_varint(&mut self.body, s.0);
         }
         Ok(())

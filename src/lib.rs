@@ -12,6 +12,7 @@
 
 pub mod command;
 pub mod credential;
+pub mod directory;
 pub mod engine;
 pub mod exec;
 pub mod ids;
@@ -31,5 +32,6 @@ pub(crate) mod fold;
 pub(crate) mod hash;
 pub(crate) mod intern;
 pub(crate) mod lines;
+pub mod located;
 pub(crate) mod ordered;
 pub(crate) mod yaml_depth;

@@ -11,6 +11,7 @@ mod integration {
     mod bad_inputs;
     mod catalog_docs;
     mod demo;
+    mod directory;
     mod docs;
     mod exec_shell;
     mod inputs;
@@ -21,6 +22,7 @@ mod integration {
     mod redis;
     pub mod redis_servers;
     mod reliability;
+    pub mod slapd_server;
     mod snapshot;
     mod store_boundary;
     mod synthetic;

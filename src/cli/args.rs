@@ -2,17 +2,19 @@
 //! validated configurations. Nothing outside the binary sees these types.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use smsrefresh::directory::ReadProgress;
 use smsrefresh::engine::BatchConfig;
 use smsrefresh::input::CsvDefaults;
 use smsrefresh::output::Format;
 use smsrefresh::policy::{Policy, PolicyAction};
 use smsrefresh::run::{Input, RunConfig, Shard};
-use smsrefresh::site::StoreOptions;
+use smsrefresh::site::{RegistryKind, RegistryOptions, StoreOptions};
 use smsrefresh::synthetic::GenConfig;
 
 #[derive(Debug, Parser)]
@@ -53,6 +55,34 @@ pub enum Cmd {
     /// Copy a site's sessions into a Redis store, write a store's sessions as
     /// sessions.jsonl, or count them.
     Store(StoreArgs),
+    /// Write a site's registry (a file, an LDIF export or a live directory) as
+    /// registry.jsonl.
+    Registry(RegistryCmdArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RegistryCmdArgs {
+    #[command(subcommand)]
+    pub action: RegistryAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RegistryAction {
+    /// Write the registry as registry.jsonl, sorted by user: keep it as the `before` of a
+    /// later `group_changes` policy.
+    Export(RegistryExportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RegistryExportArgs {
+    /// The site directory (default: $SMSREFRESH_SITE, else the current folder).
+    #[arg(long, value_name = "DIR")]
+    pub site: Option<PathBuf>,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+    /// Write to FILE (replaced atomically) instead of standard output.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -267,6 +297,45 @@ pub struct SiteArgs {
     /// before a command fails.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = duration_arg)]
     pub store_timeout: Duration,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+/// `--registry PATH` and `--registry-kind KIND`: a registry instead of the site's own.
+#[derive(Debug, Args, Clone, Default)]
+pub struct RegistryArgs {
+    /// Read users and groups from PATH instead of the site's registry: a registry.yaml,
+    /// registry.jsonl, an LDIF file or a directory.yaml (a live LDAP directory).
+    #[arg(long, value_name = "PATH")]
+    pub registry: Option<PathBuf>,
+    /// What --registry names, when its name does not say (`ldap`: a directory.yaml).
+    #[arg(long, value_enum, value_name = "KIND", requires = "registry")]
+    pub registry_kind: Option<RegistryKindArg>,
+}
+
+/// `--registry-kind`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RegistryKindArg {
+    Yaml,
+    Jsonl,
+    Ldif,
+    Ldap,
+}
+
+impl RegistryArgs {
+    /// The library's options; `progress` hears about a long directory read.
+    pub fn options(&self, progress: Option<Arc<dyn ReadProgress>>) -> RegistryOptions {
+        RegistryOptions {
+            path: self.registry.clone(),
+            kind: self.registry_kind.map(|k| match k {
+                RegistryKindArg::Yaml => RegistryKind::Yaml,
+                RegistryKindArg::Jsonl => RegistryKind::Jsonl,
+                RegistryKindArg::Ldif => RegistryKind::Ldif,
+                RegistryKindArg::Ldap => RegistryKind::Ldap,
+            }),
+            progress,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -344,6 +413,8 @@ pub struct PlanArgs {
     /// Where the sessions live (see `run --store`).
     #[arg(long, value_name = "URL")]
     pub store: Option<String>,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
 }
 
 #[derive(Debug, Args)]
@@ -357,6 +428,8 @@ pub struct ValidateArgs {
     /// "Now", RFC 3339 (default: the wall clock).
     #[arg(long, value_name = "TIME")]
     pub now: Option<String>,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
 }
 
 #[derive(Debug, Args)]
@@ -404,6 +477,10 @@ pub struct GenArgs {
     /// Also write the binary snapshot sessions.bin and make it the site's (`snapshot: binary`).
     #[arg(long)]
     pub binary: bool,
+    /// Write the registry as an LDIF export (registry.ldif, read with the directory.yaml
+    /// mapping written beside it) instead of registry.jsonl; `slapadd` loads it as it is.
+    #[arg(long)]
+    pub ldif: bool,
 }
 
 /// The validated site options.
@@ -416,6 +493,8 @@ pub struct SiteConfig {
     pub lock_timeout: Duration,
     /// `--store URL` and `--store-timeout`.
     pub store: StoreOptions,
+    /// `--registry PATH` and `--registry-kind`.
+    pub registry: RegistryOptions,
 }
 
 /// Parses a duration flag with the one strict parser (clap names the flag on error).
@@ -443,6 +522,7 @@ pub fn pick_site(explicit: Option<&std::path::Path>, policy: Option<&Policy>) ->
 }
 
 impl SiteArgs {
+    /// The validated options (the caller adds a progress display for a directory read).
     pub fn validate(&self) -> Result<SiteConfig> {
         self.validate_with(None)
     }
@@ -462,6 +542,7 @@ impl SiteArgs {
                 // Engine::open makes a dry run's store read-only.
                 read_only: false,
             },
+            registry: self.registry.options(None),
         })
     }
 }
@@ -523,6 +604,7 @@ impl RunArgs {
             csv,
             now: s.now,
             store: s.store,
+            registry: s.registry,
             interrupt: smsrefresh::run::Interrupt::default(),
             require_input: self.require_input,
             shard: self.shard,
@@ -552,6 +634,7 @@ impl GenArgs {
             servers: self.servers,
             groups: self.groups,
             seed: self.seed,
+            ldif: self.ldif,
         })
     }
 }

@@ -19,11 +19,11 @@ use smsrefresh::output::writer;
 use smsrefresh::policy::{Plan, Policy};
 use smsrefresh::run::{self, Progress, Silent};
 use smsrefresh::site::lock::SiteLock;
-use smsrefresh::site::{Site, SnapshotFormat, Staged, StoreOptions};
+use smsrefresh::site::{RegistryOptions, Site, SnapshotFormat, Staged, StoreOptions};
 
 use super::args::{
-    BenchArgs, Cli, Cmd, ConvertArgs, ExecArgs, GenArgs, PlanArgs, RunArgs, SnapshotArg,
-    ValidateArgs, parse_now, pick_site,
+    BenchArgs, Cli, Cmd, ConvertArgs, ExecArgs, GenArgs, PlanArgs, ProgressArg, RunArgs, SiteArgs,
+    SnapshotArg, ValidateArgs, parse_now, pick_site,
 };
 use super::terminal::{PipeSafe, print_summary, print_warnings};
 
@@ -33,12 +33,13 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
         Cmd::Plan(args) => plan(&args),
         Cmd::Validate(args) => validate(&args),
         Cmd::Exec(args) => exec(&args),
-        Cmd::Shell(args) => super::shell::shell(&args.site.validate()?),
+        Cmd::Shell(args) => super::shell::shell(&site_config(&args.site)?),
         Cmd::Errtext { code } => errtext(code.as_deref()),
         Cmd::Bench(args) => bench(&args),
         Cmd::Convert(args) => convert(&args),
         Cmd::Gen(args) => gen_site(&args),
         Cmd::Store(args) => super::store::store(&args),
+        Cmd::Registry(args) => super::registry::registry(&args),
     }
 }
 
@@ -149,8 +150,16 @@ fn gen_site(args: &GenArgs) -> Result<u8> {
     Ok(0)
 }
 
+/// A site's options, with a progress display for a long directory read.
+fn site_config(args: &SiteArgs) -> Result<super::args::SiteConfig> {
+    let mut cfg = args.validate()?;
+    cfg.registry.progress = super::progress::directory_spinner(ProgressArg::Auto);
+    Ok(cfg)
+}
+
 fn run(args: &RunArgs) -> Result<u8> {
     let mut cfg = args.validate()?;
+    cfg.registry.progress = super::progress::directory_spinner(args.progress);
     let started = smsrefresh::time::now();
     cfg.interrupt = smsrefresh::run::Interrupt::default();
     super::signals::install(cfg.interrupt.clone())?;
@@ -308,14 +317,16 @@ fn print_interrupted(stop: &smsrefresh::run::Interrupted) {
 struct LoadedSites {
     now: Option<i64>,
     store: Option<String>,
+    registry: RegistryOptions,
     engines: HashMap<PathBuf, Engine>,
 }
 
 impl LoadedSites {
-    fn new(now: Option<&str>, store: Option<&str>) -> Result<Self> {
+    fn new(now: Option<&str>, store: Option<&str>, registry: RegistryOptions) -> Result<Self> {
         Ok(Self {
             now: parse_now(now)?,
             store: store.map(str::to_string),
+            registry,
             engines: HashMap::new(),
         })
     }
@@ -327,12 +338,13 @@ impl LoadedSites {
         let engine = match self.engines.entry(dir) {
             Entry::Occupied(e) => e.into_mut(),
             Entry::Vacant(e) => {
-                let site = Site::load_with_store(
+                let site = Site::load_with(
                     e.key(),
                     &StoreOptions {
                         read_only: true,
                         ..StoreOptions::url(self.store.as_deref())
                     },
+                    &self.registry,
                 )?;
                 e.insert(Engine::new(site, self.now, true))
             }
@@ -349,7 +361,12 @@ impl LoadedSites {
 }
 
 fn plan(args: &PlanArgs) -> Result<u8> {
-    let mut sites = LoadedSites::new(args.now.as_deref(), args.store.as_deref())?;
+    let mut sites = LoadedSites::new(
+        args.now.as_deref(),
+        args.store.as_deref(),
+        args.registry
+            .options(super::progress::directory_spinner(ProgressArg::Auto)),
+    )?;
     let (policy, plan) = sites.resolve(&args.policy, args.site.as_deref())?;
     sites.leave();
     let mut out = io::BufWriter::new(PipeSafe::new(io::stdout().lock()));
@@ -376,7 +393,12 @@ fn plan(args: &PlanArgs) -> Result<u8> {
 
 fn validate(args: &ValidateArgs) -> Result<u8> {
     let mut failed = false;
-    let mut sites = LoadedSites::new(args.now.as_deref(), None)?;
+    let mut sites = LoadedSites::new(
+        args.now.as_deref(),
+        None,
+        args.registry
+            .options(super::progress::directory_spinner(ProgressArg::Auto)),
+    )?;
     for path in &args.policies {
         match sites.resolve(path, args.site.as_deref()) {
             Ok((policy, plan)) => {
@@ -410,9 +432,15 @@ fn invalid_line(path: &Path, error: &str) -> String {
 }
 
 fn exec(args: &ExecArgs) -> Result<u8> {
-    let cfg = args.site.validate()?;
+    let cfg = site_config(&args.site)?;
     let lock = cfg.save.then_some(cfg.lock_timeout);
-    let (_lock, engine) = Engine::open(&cfg.site, &cfg.store, cfg.now, cfg.dry_run, lock)?;
+    let (_lock, engine) = Engine::open(
+        &cfg.site,
+        (&cfg.store, &cfg.registry),
+        cfg.now,
+        cfg.dry_run,
+        lock,
+    )?;
     print_warnings(&engine);
     // One argument is a whole command line; several are the shell's words, already unquoted.
     let (raw, parsed) = match args.command.as_slice() {

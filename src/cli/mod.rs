@@ -8,6 +8,7 @@ mod args;
 mod bench;
 mod dispatch;
 mod progress;
+mod registry;
 mod report;
 mod shell;
 mod signals;

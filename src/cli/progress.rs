@@ -1,10 +1,12 @@
 //! The progress bar (indicatif) on standard error: input bytes read, commands done, their
-//! rate and an ETA, advanced once per chunk so that it costs nothing per command.
+//! rate and an ETA, advanced once per chunk so that it costs nothing per command; and a
+//! spinner with the entries read while a live directory is searched.
 
 use std::io::IsTerminal;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle, TermLike};
 
+use smsrefresh::directory::ReadProgress;
 use smsrefresh::run::Progress;
 
 use super::args::ProgressArg;
@@ -16,17 +18,65 @@ pub struct Bar {
     commands: std::sync::atomic::AtomicU64,
 }
 
+/// Where progress is drawn: standard error when it is a terminal, plain lines once a second
+/// for `always` off a terminal (a log file), nowhere otherwise.
+fn draw_target(mode: ProgressArg) -> Option<(ProgressDrawTarget, bool)> {
+    let terminal = std::io::stderr().is_terminal();
+    match mode {
+        ProgressArg::Never => None,
+        ProgressArg::Auto if !terminal => None,
+        _ if terminal => Some((ProgressDrawTarget::stderr(), terminal)),
+        _ => Some((
+            ProgressDrawTarget::term_like_with_hz(Box::new(LogLines::default()), 1),
+            terminal,
+        )),
+    }
+}
+
+/// Entries read from a live directory, shown from the first report on.
+struct DirectorySpinner {
+    bar: ProgressBar,
+    log: bool,
+}
+
+impl ReadProgress for DirectorySpinner {
+    fn entries(&self, read: u64) {
+        if self.bar.is_hidden() || self.bar.position() == 0 {
+            self.bar
+                .enable_steady_tick(std::time::Duration::from_millis(200));
+        }
+        self.bar.set_position(read.max(1));
+        self.bar
+            .set_message(format!("reading the directory: {read} entries"));
+    }
+
+    fn done(&self) {
+        if self.log && self.bar.position() > 0 {
+            self.bar.finish();
+        } else {
+            self.bar.finish_and_clear();
+        }
+    }
+}
+
+/// A spinner for a long directory read, or `None` when progress should not show.
+pub fn directory_spinner(mode: ProgressArg) -> Option<std::sync::Arc<dyn ReadProgress>> {
+    let (target, terminal) = draw_target(mode)?;
+    let bar = ProgressBar::with_draw_target(None, target);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {msg} ({per_sec})")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    Some(std::sync::Arc::new(DirectorySpinner {
+        bar,
+        log: !terminal,
+    }))
+}
+
 impl Bar {
     /// A bar, or `None` when it should not show (`never`, or `auto` off a terminal).
     pub fn new(mode: ProgressArg) -> Option<Self> {
-        let terminal = std::io::stderr().is_terminal();
-        let target = match mode {
-            ProgressArg::Never => return None,
-            ProgressArg::Auto if !terminal => return None,
-            _ if terminal => ProgressDrawTarget::stderr(),
-            // `always` off a terminal (a log file): plain lines, once a second.
-            _ => ProgressDrawTarget::term_like_with_hz(Box::new(LogLines::default()), 1),
-        };
+        let (target, terminal) = draw_target(mode)?;
         let bar = ProgressBar::with_draw_target(Some(0), target);
         bar.set_style(
             ProgressStyle::with_template(

@@ -46,6 +46,8 @@ struct Report<'a> {
     started: String,
     ended: String,
     site: String,
+    /// The registry's file or directory URL (contract §12).
+    registry: &'a str,
     policy: Option<PolicyRef<'a>>,
     inputs: Vec<String>,
     format: String,
@@ -91,6 +93,7 @@ pub fn render(cfg: &RunConfig, summary: &Summary, started: i64, ended: i64) -> S
         started: format_timestamp(started),
         ended: format_timestamp(ended),
         site: cfg.site.display().to_string(),
+        registry: &summary.registry,
         policy,
         inputs: cfg
             .inputs

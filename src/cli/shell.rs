@@ -55,7 +55,13 @@ impl<R: BufRead> BufRead for Prompting<R> {
 
 pub fn shell(cfg: &SiteConfig) -> Result<u8> {
     let lock = cfg.save.then_some(cfg.lock_timeout);
-    let (_lock, engine) = Engine::open(&cfg.site, &cfg.store, cfg.now, cfg.dry_run, lock)?;
+    let (_lock, engine) = Engine::open(
+        &cfg.site,
+        (&cfg.store, &cfg.registry),
+        cfg.now,
+        cfg.dry_run,
+        lock,
+    )?;
     print_warnings(&engine);
     if cfg.dry_run {
         PipeSafe::new(io::stdout().lock()).write_all(smsrefresh::output::DRY_RUN_LINE)?;

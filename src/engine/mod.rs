@@ -20,7 +20,7 @@ use crate::message as msg;
 use crate::rules::RefreshRules;
 use crate::session::Clock;
 use crate::site::lock::SiteLock;
-use crate::site::{Site, SiteError, StoreOptions};
+use crate::site::{RegistryOptions, Site, SiteError, StoreOptions};
 use crate::store::StoreUrl;
 
 /// A request to stop a run early, made by the binary's signal handler: the signal's number.
@@ -60,11 +60,12 @@ impl Engine {
     }
 
     /// Locks the site when the caller will save (`lock_timeout` given), then loads it with
-    /// its sessions from `store` (`--store URL`, else the site's choice): how `run`, `exec`
-    /// and `shell` start. The lock is held as long as the returned guard lives.
+    /// its sessions from `store` (`--store URL`, else the site's choice) and its registry
+    /// from `registry` (`--registry PATH`, else the site's): how `run`, `exec` and `shell`
+    /// start. The lock is held as long as the returned guard lives.
     pub fn open(
         dir: &Path,
-        store: &StoreOptions,
+        (store, registry): (&StoreOptions, &RegistryOptions),
         now: Option<i64>,
         dry_run: bool,
         lock_timeout: Option<Duration>,
@@ -80,7 +81,7 @@ impl Engine {
             read_only: store.read_only || dry_run,
             ..store.clone()
         };
-        let site = Site::load_with_store(dir, &store)?;
+        let site = Site::load_with(dir, &store, registry)?;
         Ok((lock, Self::new(site, now, dry_run)))
     }
 

@@ -12,11 +12,11 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::located::locate;
 use crate::ordered::OrderedMap;
 use crate::rules::{RefreshRules, RuleAction};
-use crate::site::locate::locate;
 use crate::site::topology::compile_rules;
-use crate::site::{Located, Registry, SiteError};
+use crate::site::{Located, Registry, RegistrySource, SiteError};
 use crate::time::parse_duration;
 
 pub use plan::{Plan, PlanError, resolve};
@@ -157,13 +157,25 @@ pub struct SessionFilter {
     pub replica_set: Option<String>,
 }
 
-/// The `group_changes:` selector, with both registries loaded.
+/// The `group_changes:` selector. Its registries (`.yaml`, `.jsonl` or `.ldif`) are read
+/// when the plan is resolved, since an LDIF file is read with the site's mapping.
 #[derive(Debug, Clone)]
 pub struct GroupChanges {
-    pub before: Registry,
+    pub before: PathBuf,
     /// `None`: the site's registry.
-    pub after: Option<Registry>,
+    pub after: Option<PathBuf>,
     pub groups: Option<Vec<String>>,
+}
+
+impl GroupChanges {
+    /// Reads `before` and `after` as a registry of the site in `site`.
+    pub fn load(&self, site: &Path) -> Result<(Registry, Option<Registry>), PolicyError> {
+        let read = |p: &Path| RegistrySource::file(p, None, site)?.load(None);
+        Ok((
+            read(&self.before)?,
+            self.after.as_deref().map(read).transpose()?,
+        ))
+    }
 }
 
 /// A CSV target list, read at plan time.
@@ -378,17 +390,21 @@ impl Place<'_> {
             .collect()
     }
 
-    fn registry(&self, p: &Path, key: &str) -> Result<Registry, PolicyError> {
+    fn registry(&self, p: &Path, key: &str) -> Result<PathBuf, PolicyError> {
         let full = self.dir.join(p);
+        let keys = ["targets", "group_changes", key];
         if !full.is_file() {
-            return Err(self.at(
-                &["targets", "group_changes", key],
-                format!("{}: no such file", full.display()),
-            ));
+            return Err(self.at(&keys, format!("{}: no such file", full.display())));
         }
         match full.extension().and_then(|e| e.to_str()) {
-            Some("jsonl") => Registry::load_jsonl(&full),
-            _ => Registry::load_yaml(&full),
+            Some("yaml" | "yml" | "jsonl" | "ldif") => Ok(full),
+            _ => Err(self.at(
+                &keys,
+                format!(
+                    "{}: a registry is a .yaml, .jsonl or .ldif file",
+                    full.display()
+                ),
+            )),
         }
     }
 

@@ -60,8 +60,21 @@ struct Target {
     server: Option<String>,
 }
 
+/// A policy's `group_changes:` with its registries read.
+struct Changes<'p> {
+    before: Registry,
+    /// `None`: the site's registry.
+    after: Option<Registry>,
+    groups: Option<&'p [String]>,
+}
+
 /// Checks everything a policy names against the site: realm, server, groups, replica set.
-fn check_names(p: &Policy, topology: &Topology, registry: &Registry) -> Result<(), PolicyError> {
+fn check_names(
+    p: &Policy,
+    topology: &Topology,
+    registry: &Registry,
+    changes: Option<&Changes<'_>>,
+) -> Result<(), PolicyError> {
     if let Some(r) = &p.realm
         && topology.realm(r).is_none()
     {
@@ -95,8 +108,8 @@ fn check_names(p: &Policy, topology: &Topology, registry: &Registry) -> Result<(
     };
     check_groups(&p.groups, &["targets", "groups"])?;
     check_groups(&p.exclude_groups, &["exclude", "groups"])?;
-    if let Some(gc) = &p.group_changes
-        && let Some(groups) = &gc.groups
+    if let Some(gc) = changes
+        && let Some(groups) = gc.groups
     {
         let before: HashSet<&str> = gc
             .before
@@ -224,8 +237,19 @@ impl Targets {
 /// Resolves `policy` against a site. `clock` decides which sessions are live and idle.
 pub fn resolve(p: &Policy, site: &Site, clock: &Clock) -> Result<Plan, PlanError> {
     let (topology, registry) = (&site.topology, &site.registry);
-    check_names(p, topology, registry)?;
-    let targets = collect_targets(p, site, clock)?;
+    let changes = match &p.group_changes {
+        Some(gc) => {
+            let (before, after) = gc.load(&site.dir)?;
+            Some(Changes {
+                before,
+                after,
+                groups: gc.groups.as_deref(),
+            })
+        }
+        None => None,
+    };
+    check_names(p, topology, registry, changes.as_ref())?;
+    let targets = collect_targets(p, site, clock, changes.as_ref())?;
     let (planned, mut plan) = screen(p, registry, targets);
     plan.users = planned.len() as u64;
     if p.sessions.is_some() {
@@ -238,7 +262,12 @@ pub fn resolve(p: &Policy, site: &Site, clock: &Clock) -> Result<Plan, PlanError
 }
 
 /// Every selector's users, in the contract's selector order.
-fn collect_targets(p: &Policy, site: &Site, clock: &Clock) -> Result<Vec<Target>, PlanError> {
+fn collect_targets(
+    p: &Policy,
+    site: &Site,
+    clock: &Clock,
+    changes: Option<&Changes<'_>>,
+) -> Result<Vec<Target>, PlanError> {
     let (topology, registry, store) = (&site.topology, &site.registry, &*site.store);
     let default_realm = p.realm.clone().unwrap_or_default();
     let mut targets = Targets::default();
@@ -264,9 +293,9 @@ fn collect_targets(p: &Policy, site: &Site, clock: &Clock) -> Result<Vec<Target>
             targets.push(u, default_realm.clone(), None);
         }
     }
-    if let Some(gc) = &p.group_changes {
+    if let Some(gc) = changes {
         let after = gc.after.as_ref().unwrap_or(registry);
-        for u in changed_users(&gc.before, after, gc.groups.as_deref()) {
+        for u in changed_users(&gc.before, after, gc.groups) {
             targets.push(u, default_realm.clone(), None);
         }
     }

@@ -21,7 +21,7 @@ use crate::engine::{BatchConfig, Engine, Executor};
 use crate::input::{CommandSource, CsvDefaults, CsvSource, Job};
 use crate::output::{self, Format};
 use crate::policy::{Plan, PlanError, Policy, PolicyAction, resolve};
-use crate::site::{SiteError, StoreOptions};
+use crate::site::{RegistryOptions, SiteError, StoreOptions};
 
 pub use self::pump::{Inputs, Reader};
 use self::pump::{Pump, input_size};
@@ -84,6 +84,8 @@ pub struct RunConfig {
     pub now: Option<i64>,
     /// `--store URL` (over `SMSREFRESH_STORE` and `store:`) and `--store-timeout`.
     pub store: StoreOptions,
+    /// `--registry PATH` and `--registry-kind` (over the site's registry).
+    pub registry: RegistryOptions,
     /// Set by a signal handler to stop the run early (contract §13).
     pub interrupt: Interrupt,
     /// `--require-input`: an input with no commands stops the run before it starts.
@@ -166,7 +168,13 @@ pub fn run(
         inputs.retry = Some(crate::input::retry::read_failed(path)?);
     }
     let lock = cfg.save.then_some(cfg.lock_timeout);
-    let (_lock, engine) = Engine::open(&cfg.site, &cfg.store, cfg.now, cfg.dry_run, lock)?;
+    let (_lock, engine) = Engine::open(
+        &cfg.site,
+        (&cfg.store, &cfg.registry),
+        cfg.now,
+        cfg.dry_run,
+        lock,
+    )?;
     run_loaded(cfg, engine, inputs, out, progress, start)
 }
 
@@ -186,6 +194,7 @@ pub fn run_loaded(
     let mut summary = Summary {
         load: start.elapsed(),
         load_parts: engine.site.load_times,
+        registry: engine.site.registry_from.clone(),
         warnings: engine.warnings(),
         dry_run: cfg.dry_run,
         ..Summary::default()

@@ -25,6 +25,8 @@ pub struct Summary {
     pub load: Duration,
     /// The load, by file.
     pub load_parts: crate::site::LoadTimes,
+    /// Where the registry was read: a file's path or a directory's URL.
+    pub registry: String,
     pub plan: Duration,
     pub execute: Duration,
     pub write: Duration,

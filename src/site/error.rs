@@ -1,69 +1,10 @@
 //! Errors from reading and writing site files: each names the file, the line where known,
 //! the key path for YAML, and what was expected.
 
-use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 
-/// A problem at a place in a file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Located {
-    pub file: PathBuf,
-    pub line: Option<u64>,
-    pub key: Option<String>,
-    pub message: String,
-}
-
-impl Located {
-    pub fn new(
-        file: &Path,
-        line: Option<u64>,
-        key: Option<String>,
-        message: impl Into<String>,
-    ) -> Self {
-        Self {
-            file: file.to_path_buf(),
-            line,
-            key,
-            message: message.into(),
-        }
-    }
-
-    /// From a serde_yaml error: its position and path, without the trailing "at line N".
-    pub fn from_yaml(file: &Path, e: &serde_yaml::Error) -> Self {
-        let line = e.location().map(|l| l.line() as u64);
-        let text = e.to_string();
-        let text = match text.rfind(" at line ") {
-            Some(i) => text[..i].to_string(),
-            None => text,
-        };
-        // serde_yaml prefixes the key path: "realms.ibm.com: unknown field ...".
-        let (key, message) = match text.split_once(": ") {
-            Some((k, m)) if !k.contains(' ') => (Some(k.to_string()), m.to_string()),
-            _ => (None, text),
-        };
-        Self {
-            file: file.to_path_buf(),
-            line,
-            key,
-            message,
-        }
-    }
-}
-
-impl fmt::Display for Located {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.file.display())?;
-        if let Some(line) = self.line {
-            write!(f, ":{line}")?;
-        }
-        f.write_str(": ")?;
-        if let Some(key) = &self.key {
-            write!(f, "{key}: ")?;
-        }
-        f.write_str(&self.message)
-    }
-}
+pub use crate::located::Located;
 
 /// Why a site could not be loaded or saved.
 #[derive(Debug, thiserror::Error)]
@@ -83,6 +24,8 @@ pub enum SiteError {
     NotASite(PathBuf),
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Directory(#[from] crate::directory::DirectoryError),
     #[error(transparent)]
     StoreUrl(#[from] crate::store::url::UrlError),
     #[error("{}: the site is locked by another smsrefresh run ({holder}); waited {waited_s} s, try again when it ends", path.display())]

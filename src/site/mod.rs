@@ -5,9 +5,9 @@
 pub(crate) mod atomic;
 pub mod binary;
 pub mod error;
-pub(crate) mod locate;
 pub mod lock;
 pub mod registry;
+pub mod registry_source;
 pub mod snapshot;
 pub mod topology;
 
@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 pub use atomic::{Staged, remove_pending_temp_files, replaced_a_file};
 pub use error::{Located, SiteError};
 pub use registry::Registry;
+pub use registry_source::{RegistryKind, RegistryOptions, RegistrySource};
 pub use topology::{SnapshotFormat, Topology};
 
 use crate::store::redis::Names;
@@ -77,6 +78,8 @@ pub struct Site {
     pub dir: PathBuf,
     pub topology: Topology,
     pub registry: Registry,
+    /// Where the registry was read: a file's path or a directory's URL.
+    pub registry_from: String,
     pub store: Box<dyn SessionStore>,
     /// How long each part of the load took.
     pub load_times: LoadTimes,
@@ -143,27 +146,6 @@ pub fn choose_store(explicit: Option<&str>, topology: &Topology) -> Result<Store
     }
 }
 
-fn load_registry(dir: &Path) -> Result<Registry, SiteError> {
-    let yaml = dir.join("registry.yaml");
-    let jsonl = dir.join("registry.jsonl");
-    match (yaml.is_file(), jsonl.is_file()) {
-        (true, true) => Err(SiteError::at(
-            &yaml,
-            None,
-            None,
-            "both registry.yaml and registry.jsonl exist; a site keeps one registry",
-        )),
-        (true, false) => Registry::load_yaml(&yaml),
-        (false, true) => Registry::load_jsonl(&jsonl),
-        (false, false) => Err(SiteError::at(
-            &yaml,
-            None,
-            None,
-            "the site has no registry (registry.yaml or registry.jsonl)",
-        )),
-    }
-}
-
 impl Site {
     pub fn sessions_path(dir: &Path) -> PathBuf {
         dir.join("sessions.jsonl")
@@ -195,11 +177,22 @@ impl Site {
 
     /// As [`Site::load`], with `store` (`--store URL`) taking precedence.
     pub fn load_with_store(dir: &Path, store: &StoreOptions) -> Result<Self, SiteError> {
+        Self::load_with(dir, store, &RegistryOptions::default())
+    }
+
+    /// As [`Site::load`], with `store` (`--store URL`) and `registry` (`--registry PATH`)
+    /// taking precedence over the site's own choices.
+    pub fn load_with(
+        dir: &Path,
+        store: &StoreOptions,
+        registry: &RegistryOptions,
+    ) -> Result<Self, SiteError> {
         let t0 = Instant::now();
         let topology = Topology::load(&dir.join("topology.yaml"))?;
         let url = choose_store(store.url.as_deref(), &topology)?;
+        let source = RegistrySource::choose(dir, registry)?;
         let t1 = Instant::now();
-        let registry = load_registry(dir)?;
+        let registry = source.load(registry.progress.as_ref())?;
         let t2 = Instant::now();
         let store: Box<dyn SessionStore> = match url {
             StoreUrl::Files => Box::new(Self::load_files(dir, &topology)?),
@@ -217,6 +210,7 @@ impl Site {
             dir: dir.to_path_buf(),
             topology,
             registry,
+            registry_from: source.describe(),
             store,
             load_times: LoadTimes {
                 topology: t1 - t0,

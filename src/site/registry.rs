@@ -1,7 +1,9 @@
 //! The user registry: each user's groups and attributes, from `registry.yaml` or
-//! `registry.jsonl` (contract §9). One registry serves every realm, as in ISVA.
+//! `registry.jsonl` (contract §9), or from a directory (contract §12, [`crate::directory`]).
+//! One registry serves every realm, as in ISVA.
 
 use std::collections::HashMap;
+use std::io::Write;
 use std::path::Path;
 
 use compact_str::CompactString;
@@ -9,9 +11,10 @@ use rayon::prelude::*;
 use serde::Deserialize;
 
 use super::error::{Located, SiteError};
-use super::locate::locate;
 use crate::credential::{self, Credential, CredentialBuilder};
+use crate::directory::DirectoryUser;
 use crate::fold::fold;
+use crate::located::locate;
 use crate::ordered::OrderedMap;
 
 /// One registry user: the name and the credential a fresh login would get (principal,
@@ -184,6 +187,63 @@ impl Registry {
         })
     }
 
+    /// A registry from a directory's users (LDIF or live LDAP); `path` names the file that
+    /// describes it in messages.
+    pub fn from_directory(path: &Path, users: Vec<DirectoryUser>) -> Result<Self, SiteError> {
+        let mut entries = Vec::with_capacity(users.len());
+        for u in users {
+            if u.name.is_empty() {
+                return Err(SiteError::at(path, None, None, "a user's name is empty"));
+            }
+            entries.push(UserEntry {
+                name: u.name.into(),
+                base: u.credential,
+            });
+        }
+        Self::from_entries(entries).map_err(|(_, _, name)| {
+            SiteError::at(
+                path,
+                None,
+                None,
+                format!("the user `{name}` is given twice (user names ignore case)"),
+            )
+        })
+    }
+
+    /// Writes the registry as `registry.jsonl`, sorted by user (case-folded, then as
+    /// spelled): the form `registry export` keeps for a later `group_changes` policy.
+    pub fn write_jsonl(&self, out: &mut dyn Write) -> std::io::Result<()> {
+        let mut order: Vec<(CompactString, &UserEntry)> =
+            self.users.iter().map(|u| (fold(&u.name), u)).collect();
+        order.sort_unstable_by(|a, b| (&a.0, &a.1.name).cmp(&(&b.0, &b.1.name)));
+        let mut line = String::new();
+        for (_, u) in order {
+            line.clear();
+            line.push_str("{\"user\":");
+            line.push_str(&json(&u.name.as_str()));
+            line.push_str(",\"groups\":");
+            line.push_str(&json(&u.groups()));
+            line.push_str(",\"attributes\":{");
+            let mut first = true;
+            for a in u.credential().iter() {
+                let name = a.name_str();
+                if name == credential::PRINCIPAL_NAME || name == credential::GROUPS {
+                    continue;
+                }
+                if !first {
+                    line.push(',');
+                }
+                first = false;
+                line.push_str(&json(&name));
+                line.push(':');
+                line.push_str(&json(&a.value().to_owned()));
+            }
+            line.push_str("}}\n");
+            out.write_all(line.as_bytes())?;
+        }
+        Ok(())
+    }
+
     pub fn get(&self, user: &str) -> Option<&UserEntry> {
         self.index
             .get(&fold(user))
@@ -201,6 +261,11 @@ impl Registry {
     pub fn is_empty(&self) -> bool {
         self.users.is_empty()
     }
+}
+
+/// A value as JSON text (strings and lists of strings never fail to serialise).
+fn json(v: &impl serde::Serialize) -> String {
+    serde_json::to_string(v).unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -11,9 +11,9 @@ use compact_str::CompactString;
 use serde::Deserialize;
 
 use super::error::{Located, SiteError};
-use super::locate::locate;
 use crate::fold::fold;
 pub use crate::ids::{RealmId, ReplicaSetId, ServerId};
+use crate::located::locate;
 use crate::ordered::OrderedMap;
 use crate::rules::{RefreshRules, RuleAction};
 

@@ -128,6 +128,7 @@ fn config(site: &Path, input: &Path) -> RunConfig {
         csv: CsvDefaults::default(),
         now: Some(GEN_EPOCH),
         store: smsrefresh::site::StoreOptions::default(),
+        registry: smsrefresh::site::RegistryOptions::default(),
         interrupt: smsrefresh::run::Interrupt::default(),
         require_input: false,
         shard: None,

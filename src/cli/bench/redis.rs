@@ -62,6 +62,7 @@ pub(super) fn run_config(cfg: &BenchConfig, input: Input, store: Option<&str>) -
         csv: CsvDefaults::default(),
         now: Some(GEN_EPOCH),
         store: StoreOptions::url(store),
+        registry: smsrefresh::site::RegistryOptions::default(),
         interrupt: run::Interrupt::default(),
         require_input: false,
         shard: None,

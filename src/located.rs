@@ -1,9 +1,73 @@
-//! Finding the line of a key path in a YAML text.
+//! Where in a file a problem is: [`Located`] (file, line, key path, message) for every
+//! error that names a place, and [`locate`], the line of a YAML key path.
 //!
 //! serde_yaml reports positions for syntax and type errors but not for values that parse
-//! and are then found wrong (an unknown replica set, say). This finds the line of a key
+//! and are then found wrong (an unknown replica set, say). [`locate`] finds the line of a key
 //! path such as `servers.web2-webseald-cruz.replica_sets` by following block-mapping
 //! indentation, and falls back to a flow mapping on the parent's line.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// A problem at a place in a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Located {
+    pub file: PathBuf,
+    pub line: Option<u64>,
+    pub key: Option<String>,
+    pub message: String,
+}
+
+impl Located {
+    pub fn new(
+        file: &Path,
+        line: Option<u64>,
+        key: Option<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            file: file.to_path_buf(),
+            line,
+            key,
+            message: message.into(),
+        }
+    }
+
+    /// From a serde_yaml error: its position and path, without the trailing "at line N".
+    pub fn from_yaml(file: &Path, e: &serde_yaml::Error) -> Self {
+        let line = e.location().map(|l| l.line() as u64);
+        let text = e.to_string();
+        let text = match text.rfind(" at line ") {
+            Some(i) => text[..i].to_string(),
+            None => text,
+        };
+        // serde_yaml prefixes the key path: "realms.ibm.com: unknown field ...".
+        let (key, message) = match text.split_once(": ") {
+            Some((k, m)) if !k.contains(' ') => (Some(k.to_string()), m.to_string()),
+            _ => (None, text),
+        };
+        Self {
+            file: file.to_path_buf(),
+            line,
+            key,
+            message,
+        }
+    }
+}
+
+impl fmt::Display for Located {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        f.write_str(": ")?;
+        if let Some(key) = &self.key {
+            write!(f, "{key}: ")?;
+        }
+        f.write_str(&self.message)
+    }
+}
 
 /// The 1-based line of the last component of `path` found in `text`.
 pub fn locate(text: &str, path: &[&str]) -> Option<u64> {

@@ -227,7 +227,7 @@ impl RegistryOut {
         let mut out = open("registry.ldif")?;
         write!(
             out,
-            "version: 1\n\ndn: {LDIF_SUFFIX}\nobjectClass: dcObject\nobjectClass: organization\no: Example\ndc: example\n\n\
+            "dn: {LDIF_SUFFIX}\nobjectClass: dcObject\nobjectClass: organization\no: Example\ndc: example\n\n\
              dn: ou=people,{LDIF_SUFFIX}\nobjectClass: organizationalUnit\nou: people\n\n\
              dn: ou=groups,{LDIF_SUFFIX}\nobjectClass: organizationalUnit\nou: groups\n\n"
         )?;

@@ -45,5 +45,7 @@ fn export(args: &RegistryExportArgs) -> Result<u8> {
             .map(|p| format!(" to {}", p.display()))
             .unwrap_or_default()
     );
+    // The process exits next: let the OS reclaim the registry rather than free it user by user.
+    std::mem::forget(registry);
     Ok(0)
 }

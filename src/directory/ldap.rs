@@ -242,11 +242,14 @@ fn entry(e: ResultEntry) -> Option<Entry<'static>> {
         let PL::C(pair) = a.payload else { return None };
         let mut pair = pair.into_iter();
         let desc = String::from_utf8(bytes(pair.next()?)?).ok()?;
+        // A few descriptions name every value: shared, not copied per value.
+        let desc: &'static str = crate::intern::resolve(crate::intern::intern(&desc));
         let PL::C(values) = pair.next()?.payload else {
             return None;
         };
+        out.reserve(values.len());
         for v in values {
-            out.push((Cow::Owned(desc.clone()), Cow::Owned(bytes(v)?)));
+            out.push((Cow::Borrowed(desc), Cow::Owned(bytes(v)?)));
         }
     }
     Some(Entry {

@@ -189,7 +189,10 @@ impl<'w, 'a> Piece<'w, 'a> {
         }
     }
 
-    #[allow(clippy::ptr_arg, reason = "whether the line is borrowed decides whether values are")]
+    #[allow(
+        clippy::ptr_arg,
+        reason = "whether the line is borrowed decides whether values are"
+    )]
     fn line_of(&mut self, line: &Cow<'a, [u8]>, at: u64) -> Result<(), LdifError> {
         let Some(colon) = memchr::memchr(b':', line) else {
             return Err(Self::err(
@@ -251,7 +254,10 @@ impl<'w, 'a> Piece<'w, 'a> {
     }
 
     /// The first line of a record: `dn:`, or `version:` at the start of the file.
-    #[allow(clippy::ptr_arg, reason = "whether the line is borrowed decides whether values are")]
+    #[allow(
+        clippy::ptr_arg,
+        reason = "whether the line is borrowed decides whether values are"
+    )]
     fn first_line(
         &mut self,
         line: &Cow<'a, [u8]>,

@@ -117,12 +117,17 @@ pub fn config(dir: &Path, limits: &str, tls: Option<&Tls>) -> String {
 impl Slapd {
     /// Loads `ldif` (below the base entries this adds) and starts the server.
     pub fn start(ldif: &str, limits: &str, tls: Option<&Tls>) -> Self {
+        Self::start_with(&format!("{}{ldif}", base_entries()), limits, tls)
+    }
+
+    /// Loads `ldif` as it is (base entries included) and starts the server.
+    pub fn start_with(ldif: &str, limits: &str, tls: Option<&Tls>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("db")).unwrap();
         let conf = dir.path().join("slapd.conf");
         std::fs::write(&conf, config(dir.path(), limits, tls)).unwrap();
         let data = dir.path().join("data.ldif");
-        std::fs::write(&data, format!("{}{ldif}", base_entries())).unwrap();
+        std::fs::write(&data, ldif).unwrap();
         let out = Command::new(sbin("slapadd"))
             .arg("-f")
             .arg(&conf)

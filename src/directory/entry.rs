@@ -9,8 +9,9 @@ use std::borrow::Cow;
 
 use super::filter::{AttrDesc, Values};
 
-/// An attribute value: (description as written, value).
-pub type Attr<'a> = (Cow<'a, str>, Cow<'a, [u8]>);
+/// An attribute value: (description as written, value). A description is short and
+/// repeats, so one that is not in the file's bytes as written (a folded line) is interned.
+pub type Attr<'a> = (&'a str, Cow<'a, [u8]>);
 
 /// An entry: DN, and (description as written, value) pairs in the order read.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -249,7 +249,7 @@ fn entry(e: ResultEntry) -> Option<Entry<'static>> {
         };
         out.reserve(values.len());
         for v in values {
-            out.push((Cow::Borrowed(desc), Cow::Owned(bytes(v)?)));
+            out.push((desc, Cow::Owned(bytes(v)?)));
         }
     }
     Some(Entry {

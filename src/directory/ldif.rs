@@ -244,9 +244,9 @@ impl<'w, 'a> Piece<'w, 'a> {
         }
         if self.wanted.keeps(desc) {
             let v = value(desc, line, colon).map_err(|m| Self::err(at, m))?;
-            let desc = match sub(line, 0..colon) {
-                Cow::Borrowed(b) => Cow::Borrowed(std::str::from_utf8(b).unwrap_or_default()),
-                Cow::Owned(_) => Cow::Owned(desc.to_string()),
+            let desc: &'a str = match line {
+                Cow::Borrowed(b) => std::str::from_utf8(&b[..colon]).unwrap_or_default(),
+                Cow::Owned(_) => crate::intern::resolve(crate::intern::intern(desc)),
             };
             self.attrs.push((desc, v));
         }

@@ -297,8 +297,9 @@ pub(super) fn hex_digit(c: u8) -> u8 {
     }
 }
 
-/// Case-folded, with runs of spaces as one and none at either end (`caseIgnoreMatch`).
-fn normalise(value: &str) -> String {
+/// Case-folded, with runs of spaces as one and none at either end (`caseIgnoreMatch`):
+/// how DN values and, in a file, filter values compare.
+pub(super) fn normalise(value: &str) -> String {
     let folded = fold(value);
     let mut out = String::with_capacity(folded.len());
     for word in folded.split(' ').filter(|w| !w.is_empty()) {

@@ -186,16 +186,7 @@ fn same_value(stored: &[u8], asserted: &[u8]) -> bool {
 
 /// The folded value with runs of spaces as one and none at either end.
 fn normalise(v: &[u8]) -> String {
-    let text = String::from_utf8_lossy(v);
-    let folded = fold(&text);
-    let mut out = String::with_capacity(folded.len());
-    for w in folded.split(' ').filter(|w| !w.is_empty()) {
-        if !out.is_empty() {
-            out.push(' ');
-        }
-        out.push_str(w);
-    }
-    out
+    super::dn::normalise(&String::from_utf8_lossy(v))
 }
 
 fn order(stored: &[u8], asserted: &[u8]) -> std::cmp::Ordering {

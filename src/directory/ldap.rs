@@ -53,8 +53,8 @@ pub fn result_name(rc: u32) -> &'static str {
     }
 }
 
-/// A failure of `what` against the directory at `url`, in words.
-fn failure(url: &str, what: &str, e: &LdapError) -> DirectoryError {
+/// A failure of `what` against the directory of `c`, in words.
+fn failure(c: &Connection, what: &str, e: &LdapError) -> DirectoryError {
     let detail = match e {
         LdapError::LdapResult { result } => {
             let mut s = format!("{} ({})", result_name(result.rc), result.rc);
@@ -69,11 +69,14 @@ fn failure(url: &str, what: &str, e: &LdapError) -> DirectoryError {
             s
         }
         LdapError::Io { source } => format!("cannot connect: {source}"),
-        LdapError::Timeout { elapsed } => format!("no answer within {elapsed:?} (timeout)"),
+        LdapError::Timeout { .. } => format!(
+            "no answer within the timeout of {} s (directory.yaml `timeout:`)",
+            c.timeout.as_secs_f64()
+        ),
         other => other.to_string(),
     };
     DirectoryError::Ldap {
-        url: url.to_string(),
+        url: c.url.clone(),
         message: format!("{what}: {detail}"),
     }
 }
@@ -134,13 +137,13 @@ fn connect(c: &Connection) -> Result<LdapConn, DirectoryError> {
         settings = settings.set_config(tls_config(&c.url, ca)?);
     }
     let mut conn =
-        LdapConn::with_settings(settings, &c.url).map_err(|e| failure(&c.url, "connect", &e))?;
+        LdapConn::with_settings(settings, &c.url).map_err(|e| failure(c, "connect", &e))?;
     if let Some((dn, source)) = &c.bind {
         let pw = password(&c.url, source)?;
         conn.with_timeout(c.timeout)
             .simple_bind(dn, &pw)
             .and_then(ldap3::LdapResult::success)
-            .map_err(|e| failure(&c.url, &format!("bind as `{dn}`"), &e))?;
+            .map_err(|e| failure(c, &format!("bind as `{dn}`"), &e))?;
     }
     Ok(conn)
 }
@@ -192,7 +195,7 @@ fn search(
     let mut stream = conn
         .with_timeout(c.timeout)
         .streaming_search_with(adapters, base, Scope::Subtree, &filter.to_string(), attrs)
-        .map_err(|e| failure(&c.url, &what, &e))?;
+        .map_err(|e| failure(c, &what, &e))?;
     let mut out = Vec::new();
     loop {
         match stream.next() {
@@ -207,13 +210,13 @@ fn search(
                 }
             }
             Ok(None) => break,
-            Err(e) => return Err(failure(&c.url, &what, &e)),
+            Err(e) => return Err(failure(c, &what, &e)),
         }
     }
     stream
         .result()
         .success()
-        .map_err(|e| failure(&c.url, &what, &e))?;
+        .map_err(|e| failure(c, &what, &e))?;
     if let Some(p) = progress {
         p.entries(*read);
     }

@@ -522,9 +522,17 @@ fn directory_failures_stop_the_run_before_anything_changes() {
     let dead = format!("ldap://127.0.0.1:{}", unused.local_addr().unwrap().port());
     drop(unused);
     let tls_url = format!("ldaps://127.0.0.1:{}", slapd.tls_port.unwrap());
+    // A server that accepts connections and never answers: the timeout ends the wait.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_url = format!("ldap://127.0.0.1:{}", silent.local_addr().unwrap().port());
     // (directory.yaml, the password given, what the message says)
     let cases: Vec<(String, &str, &str)> = vec![
         (live_yaml(&dead, ""), ROOT_PW, "connect: cannot connect"),
+        (
+            live_yaml(&silent_url, "").replace("timeout: 10s", "timeout: 1s"),
+            ROOT_PW,
+            "timeout",
+        ),
         (
             live_yaml(&slapd.url(), ""),
             "wrong",
@@ -551,7 +559,7 @@ fn directory_failures_stop_the_run_before_anything_changes() {
         (
             live_yaml(&tls_url, &format!("ca_file: {}\n", other.ca.display())),
             ROOT_PW,
-            "ldaps://127.0.0.1",
+            "invalid peer certificate",
         ),
         (
             live_yaml(&slapd.url(), "bind_password: x\n"),

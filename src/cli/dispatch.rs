@@ -140,6 +140,12 @@ fn gen_site(args: &GenArgs) -> Result<u8> {
         let mut site = Site::load(&cfg.out)?;
         site.convert(SnapshotFormat::Binary)?;
         std::mem::forget(site);
+    } else if std::fs::metadata(Site::sessions_path(&cfg.out))
+        .is_ok_and(|m| m.len() >= smsrefresh::site::CACHE_MIN_BYTES)
+    {
+        // Loading a large sessions.jsonl writes its binary cache: the site's first run is
+        // then as fast as its later ones.
+        std::mem::forget(Site::load(&cfg.out)?);
     }
     eprintln!(
         "smsrefresh: wrote {} users and {} sessions to {}",

@@ -2,10 +2,16 @@
 //! and loaded in parallel, many times faster than `sessions.jsonl` (which stays the
 //! interchange form; `smsrefresh convert` moves a site between the two).
 //!
+//! It is also the *cache* of a `sessions.jsonl` site: then its header names the JSON Lines
+//! file it was made from (length, modification time, inode), and it is used only while that
+//! file is unchanged (see [`Source`]).
+//!
 //! Layout (little-endian; `str` is a LEB128 length and UTF-8 bytes; `v` a LEB128 number):
 //!
 //! ```text
-//! "SMRSNAP\0"  u32 version (1)  u32 0
+//! "SMRSNAP\0"  u32 version (2)  u32 0
+//! u64 source length  i64 source mtime seconds  u32 nanoseconds  u64 source inode
+//!                                          (all 0: the site's own snapshot, not a cache)
 //! u32 names   (u8 kind: 0 realm, 1 replica set, 2 server; str name) × names
 //! u32 syms    str × syms                    interned strings, numbered per file
 //! u32 creds   (v len, bytes) × creds        credentials encoded with file syms
@@ -32,7 +38,61 @@ use crate::session::Session;
 use crate::store::{MemoryStore, SessionStore};
 
 const MAGIC: &[u8; 8] = b"SMRSNAP\0";
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
+/// Version 1 has no source fields; it still loads.
+const VERSION_1: u32 = 1;
+
+/// The identity of the file a cache was made from: it is used only while the file has
+/// this length, modification time and inode (a save replaces the file by a rename, so a new
+/// inode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Source {
+    pub len: u64,
+    pub mtime_s: i64,
+    pub mtime_ns: u32,
+    pub inode: u64,
+}
+
+impl Source {
+    /// The identity of `path` as it is now; `None` when it cannot be read.
+    pub fn of(path: &Path) -> Option<Self> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(path).ok()?;
+        Some(Self {
+            len: m.len(),
+            mtime_s: m.mtime(),
+            mtime_ns: u32::try_from(m.mtime_nsec()).unwrap_or(0),
+            inode: m.ino(),
+        })
+    }
+
+    fn put(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.len.to_le_bytes());
+        out.extend_from_slice(&self.mtime_s.to_le_bytes());
+        out.extend_from_slice(&self.mtime_ns.to_le_bytes());
+        out.extend_from_slice(&self.inode.to_le_bytes());
+    }
+}
+
+/// The source a snapshot file names (its first 44 bytes only): `Some` for a cache, `None`
+/// for the site's own snapshot, an older version or a file that is not a snapshot.
+pub fn source_of(path: &Path) -> Option<Source> {
+    use std::io::Read;
+    let mut head = [0u8; 44];
+    std::fs::File::open(path).ok()?.read_exact(&mut head).ok()?;
+    let mut r = Reader { b: &head, pos: 0 };
+    if r.take(8).ok()? != MAGIC || r.u32().ok()? != VERSION {
+        return None;
+    }
+    r.u32().ok()?;
+    let source = Source {
+        len: r.u64().ok()?,
+        mtime_s: r.i64().ok()?,
+        mtime_ns: r.u32().ok()?,
+        inode: r.u64().ok()?,
+    };
+    (source != Source::default()).then_some(source)
+}
 const BLOCK: usize = 65_536;
 
 fn put_varint(out: &mut Vec<u8>, mut v: u64) {
@@ -48,13 +108,14 @@ fn put_str(out: &mut Vec<u8>, s: &str) {
     out.extend_from_slice(s.as_bytes());
 }
 
-/// The snapshot's head: magic, version, the names, the attribute-name symbols and the
-/// credential count.
-fn header(names: &[(u8, &str)], sym_list: &[Sym], cred_count: u32) -> Vec<u8> {
+/// The snapshot's head: magic, version, the source, the names, the attribute-name symbols
+/// and the credential count.
+fn header(source: Source, names: &[(u8, &str)], sym_list: &[Sym], cred_count: u32) -> Vec<u8> {
     let mut head: Vec<u8> = Vec::with_capacity(1 << 16);
     head.extend_from_slice(MAGIC);
     head.extend_from_slice(&VERSION.to_le_bytes());
     head.extend_from_slice(&0u32.to_le_bytes());
+    source.put(&mut head);
     head.extend_from_slice(&(names.len() as u32).to_le_bytes());
     for (kind, name) in names {
         head.push(*kind);
@@ -70,6 +131,17 @@ fn header(names: &[(u8, &str)], sym_list: &[Sym], cred_count: u32) -> Vec<u8> {
 
 /// Writes the store as a binary snapshot, atomically.
 pub fn save(path: &Path, topology: &Topology, store: &dyn SessionStore) -> Result<(), SiteError> {
+    save_with_source(path, topology, store, Source::default())
+}
+
+/// Writes the store as a binary snapshot naming `source` (a cache of that file, or the site's
+/// own snapshot when it is `Source::default()`), atomically.
+pub fn save_with_source(
+    path: &Path,
+    topology: &Topology,
+    store: &dyn SessionStore,
+    source: Source,
+) -> Result<(), SiteError> {
     // Names: every realm, replica set and server of the topology, by index.
     let mut names = Vec::new();
     let (nr, nrs) = (topology.realms.len(), topology.replica_sets.len());
@@ -119,7 +191,7 @@ pub fn save(path: &Path, topology: &Topology, store: &dyn SessionStore) -> Resul
             n += 1;
         })
         .map_err(SiteError::Store)?;
-    let head = header(&names, &sym_list, cred_count);
+    let head = header(source, &names, &sym_list, cred_count);
     let mut tail: Vec<u8> = Vec::with_capacity(16 + offsets.len() * 8);
     tail.extend_from_slice(&n.to_le_bytes());
     tail.extend_from_slice(&(offsets.len() as u32).to_le_bytes());
@@ -241,10 +313,14 @@ pub fn load_bytes(
     }
     let mut r = Reader { b: body, pos: 8 };
     let version = r.u32().map_err(&fail)?;
-    if version != VERSION {
+    if version != VERSION && version != VERSION_1 {
         return Err(fail(format!(
             "snapshot version {version} is not supported; expected {VERSION}"
         )));
+    }
+    r.u32().map_err(&fail)?;
+    if version == VERSION {
+        r.take(28).map_err(&fail)?;
     }
     parse(&mut r, topology, store).map_err(fail)
 }
@@ -277,7 +353,6 @@ fn read_names(r: &mut Reader<'_>, topology: &Topology) -> R<Vec<Name>> {
 }
 
 fn parse(r: &mut Reader<'_>, topology: &Topology, store: &MemoryStore) -> R<usize> {
-    r.u32()?;
     let names = read_names(r, topology)?;
     let n_syms = r.u32()? as usize;
     let mut syms = Vec::with_capacity(n_syms.min(r.remaining()));

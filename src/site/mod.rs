@@ -23,6 +23,10 @@ pub use topology::{SnapshotFormat, Topology};
 use crate::store::redis::Names;
 use crate::store::{MemoryStore, RedisStore, SessionStore, StoreUrl};
 
+/// A `sessions.jsonl` at least this large gets a binary cache (`sessions.bin` naming it):
+/// smaller ones load in well under a second anyway, and a sample site stays as it is.
+pub const CACHE_MIN_BYTES: u64 = 64 << 20;
+
 /// The environment variable naming the site when neither `--site` nor a policy does.
 pub const SITE_ENV: &str = "SMSREFRESH_SITE";
 
@@ -220,15 +224,25 @@ impl Site {
         })
     }
 
-    /// The site-files store: the snapshot that `snapshot:` names, loaded into memory.
+    /// The site-files store: the snapshot that `snapshot:` names, loaded into memory. A
+    /// large `sessions.jsonl` is read from its binary cache while the cache names it as it
+    /// is, and a cache is made when there is none (docs/decisions.md, "Sites").
     fn load_files(dir: &Path, topology: &Topology) -> Result<MemoryStore, SiteError> {
         let store = MemoryStore::default();
         // The site says which file is its snapshot; the other, if present, is ignored.
         match topology.snapshot {
             SnapshotFormat::Jsonl => {
                 let sessions = Self::sessions_path(dir);
-                if sessions.exists() {
-                    snapshot::load(&sessions, topology, &store)?;
+                let bin = Self::binary_path(dir);
+                let source = binary::Source::of(&sessions);
+                let cached = source.is_some_and(|s| binary::source_of(&bin) == Some(s));
+                // A cache that fails to load is only a cache: the file itself is read.
+                if cached && binary::load(&bin, topology, &store).is_ok() {
+                    store.shrink();
+                    return Ok(store);
+                }
+                if source.is_some() {
+                    return Self::load_jsonl_and_cache(dir, topology);
                 }
             }
             SnapshotFormat::Binary => {
@@ -250,6 +264,21 @@ impl Site {
         Ok(store)
     }
 
+    /// Loads `sessions.jsonl`, then writes its binary cache when it is large enough to be
+    /// worth one (best effort: a site that cannot be written is still read).
+    fn load_jsonl_and_cache(dir: &Path, topology: &Topology) -> Result<MemoryStore, SiteError> {
+        let store = MemoryStore::default();
+        let sessions = Self::sessions_path(dir);
+        let before = binary::Source::of(&sessions);
+        snapshot::load(&sessions, topology, &store)?;
+        store.shrink();
+        if let Some(src) = before.filter(|s| s.len >= CACHE_MIN_BYTES) {
+            // Named by what was read, so a file replaced meanwhile never matches it.
+            let _ = binary::save_with_source(&Self::binary_path(dir), topology, &store, src);
+        }
+        Ok(store)
+    }
+
     /// Keeps what a run changed: with the site-files store, replaces the snapshot atomically
     /// in the site's form; a store that keeps each change as it is applied, or a run that
     /// changed nothing, leaves the files alone.
@@ -261,14 +290,23 @@ impl Site {
         }
     }
 
-    /// Writes the sessions in a given form (`convert`).
+    /// Writes the sessions in a given form (`convert`); a large `sessions.jsonl` gets its
+    /// binary cache too, so the next load is fast.
     pub fn save_as(&self, format: SnapshotFormat) -> Result<(), SiteError> {
         match format {
-            SnapshotFormat::Jsonl => snapshot::save(
-                &Self::sessions_path(&self.dir),
-                &self.topology,
-                &*self.store,
-            ),
+            SnapshotFormat::Jsonl => {
+                let path = Self::sessions_path(&self.dir);
+                snapshot::save(&path, &self.topology, &*self.store)?;
+                match binary::Source::of(&path).filter(|s| s.len >= CACHE_MIN_BYTES) {
+                    Some(src) => binary::save_with_source(
+                        &Self::binary_path(&self.dir),
+                        &self.topology,
+                        &*self.store,
+                        src,
+                    ),
+                    None => Ok(()),
+                }
+            }
             SnapshotFormat::Binary => {
                 binary::save(&Self::binary_path(&self.dir), &self.topology, &*self.store)
             }

@@ -293,12 +293,12 @@ fn a_corrupted_or_truncated_binary_snapshot_is_refused() {
     check(b"SMRSNAP", "bad magic number");
     check(b"", "bad magic number");
     // A valid checksum over a newer version is refused by version.
-    let mut v2 = good.clone();
-    v2[8] = 2;
-    let n = v2.len();
-    let crc = crc32fast::hash(&v2[..n - 4]);
-    v2[n - 4..].copy_from_slice(&crc.to_le_bytes());
-    check(&v2, "snapshot version 2 is not supported");
+    let mut v3 = good.clone();
+    v3[8] = 3;
+    let n = v3.len();
+    let crc = crc32fast::hash(&v3[..n - 4]);
+    v3[n - 4..].copy_from_slice(&crc.to_le_bytes());
+    check(&v3, "snapshot version 3 is not supported");
     // Missing binary while the site says binary: a clear error, not a silent empty site.
     std::fs::remove_file(&bin).unwrap();
     let e = Site::load(&dir).err().unwrap().to_string();
@@ -341,4 +341,71 @@ fn a_crash_while_saving_a_binary_snapshot_leaves_the_old_one() {
     assert_eq!(crashed.status.code(), None, "killed by the injected fault");
     assert_eq!(std::fs::read(dir.join("sessions.bin")).unwrap(), before);
     assert!(Site::load(&dir).is_ok());
+}
+
+/// A large `sessions.jsonl` gets a binary cache (from `gen`, and kept current by every
+/// save); the cache is used only while it names the file as it is, and a broken cache is
+/// only a slower load. A small site never gets one.
+#[test]
+fn a_large_jsonl_site_loads_from_its_binary_cache_only_while_it_matches() {
+    use smsrefresh::site::binary::{Source, source_of};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("site");
+    let d = dir.to_str().unwrap();
+    assert_eq!(
+        code(&run(&["gen", "--out", d, "--users", "40000"], None)),
+        0
+    );
+    let (jsonl, bin) = (dir.join("sessions.jsonl"), dir.join("sessions.bin"));
+    assert!(std::fs::metadata(&jsonl).unwrap().len() >= smsrefresh::site::CACHE_MIN_BYTES);
+    assert_eq!(source_of(&bin), Source::of(&jsonl), "gen leaves the cache");
+    let from_cache = all(&Site::load(&dir).unwrap());
+    let first = from_cache[0].clone();
+    // A saving run rewrites both, and the cache names the new file.
+    let refresh = format!(
+        "server task {} sms session refresh all_sessions {} -realm {}",
+        Site::load(&dir).unwrap().topology.servers[0].name,
+        first.user,
+        Site::load(&dir).unwrap().topology.realms[first.realm.0 as usize].name
+    );
+    let out = run(&["exec", "--site", d, &refresh], None);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(
+        source_of(&bin),
+        Source::of(&jsonl),
+        "a save keeps the cache current"
+    );
+    let saved = all(&Site::load(&dir).unwrap());
+    assert!(saved.iter().any(|s| s.last_refresh.is_some()));
+    // An edit by hand: the cache no longer names the file, which is read instead.
+    let text = std::fs::read_to_string(&jsonl).unwrap();
+    let edited: String = text.lines().skip(1).map(|l| format!("{l}\n")).collect();
+    std::fs::write(&jsonl, edited).unwrap();
+    let after_edit = all(&Site::load(&dir).unwrap());
+    assert_eq!(after_edit.len(), saved.len() - 1, "the edit is seen");
+    assert_eq!(
+        source_of(&bin),
+        Source::of(&jsonl),
+        "and a new cache is made"
+    );
+    // A cache that names the file but is damaged: the file is read, the answer the same.
+    let mut bytes = std::fs::read(&bin).unwrap();
+    let n = bytes.len();
+    bytes[n / 2] ^= 0x55;
+    std::fs::write(&bin, bytes).unwrap();
+    assert_eq!(all(&Site::load(&dir).unwrap()), after_edit);
+    // The demo is small: no cache, whatever runs on it.
+    let (_t, demo) = demo_copy();
+    let out = run(
+        &[
+            "run",
+            "--site",
+            demo.to_str().unwrap(),
+            "-q",
+            "samples/demo/commands.pdadmin",
+        ],
+        None,
+    );
+    assert_eq!(code(&out), 1);
+    assert!(!demo.join("sessions.bin").exists());
 }

@@ -1,6 +1,8 @@
 //! The binary session snapshot, `sessions.bin`: versioned, checksummed, written atomically,
 //! and loaded in parallel, many times faster than `sessions.jsonl` (which stays the
-//! interchange form; `smsrefresh convert` moves a site between the two).
+//! interchange form; `smsrefresh convert` moves a site between the two). It is read as a
+//! stream — credentials in batches, sessions a few blocks at a time — so a load peaks at the
+//! store plus a few megabytes, not the store plus the file.
 //!
 //! It is also the *cache* of a `sessions.jsonl` site: then its header names the JSON Lines
 //! file it was made from (length, modification time, inode), and it is used only while that
@@ -236,9 +238,6 @@ impl<'a> Reader<'a> {
         self.pos = end;
         Ok(s)
     }
-    fn remaining(&self) -> usize {
-        self.b.len() - self.pos.min(self.b.len())
-    }
 
     fn u8(&mut self) -> R<u8> {
         Ok(self.take(1)?[0])
@@ -286,10 +285,12 @@ enum Name {
     Server(ServerId),
 }
 
-/// Loads `path` into `store`. Returns the number of sessions.
+/// Loads `path` into `store`, streaming: the file is never held whole, so a load peaks at
+/// the store plus a few blocks. Returns the number of sessions.
 pub fn load(path: &Path, topology: &Topology, store: &MemoryStore) -> Result<usize, SiteError> {
-    let bytes = std::fs::read(path).map_err(|e| SiteError::io(path, e))?;
-    load_bytes(path, &bytes, topology, store)
+    let file = std::fs::File::open(path).map_err(|e| SiteError::io(path, e))?;
+    let size = file.metadata().map_err(|e| SiteError::io(path, e))?.len();
+    load_stream(path, file, size, topology, store)
 }
 
 /// Loads snapshot bytes into `store`; `path` is only used in messages. Every length and
@@ -300,39 +301,207 @@ pub fn load_bytes(
     topology: &Topology,
     store: &MemoryStore,
 ) -> Result<usize, SiteError> {
+    load_stream(path, bytes, bytes.len() as u64, topology, store)
+}
+
+/// Loads a snapshot of `size` bytes read from `input`. The checksum covers every byte but
+/// its own four and is checked at the end: a damaged snapshot is an error (and the caller
+/// drops the store it partly filled).
+fn load_stream(
+    path: &Path,
+    input: impl std::io::Read,
+    size: u64,
+    topology: &Topology,
+    store: &MemoryStore,
+) -> Result<usize, SiteError> {
     let fail = |m: String| SiteError::at(path, None, None, m);
-    if bytes.len() < 12 || &bytes[..8] != MAGIC {
-        return Err(fail(
-            "not an smsrefresh binary snapshot (bad magic number)".into(),
-        ));
+    let bad_magic = || fail("not an smsrefresh binary snapshot (bad magic number)".into());
+    if size < 12 {
+        return Err(bad_magic());
     }
-    let body = &bytes[..bytes.len() - 4];
-    let stored = u32::from_le_bytes(bytes[bytes.len() - 4..].try_into().unwrap_or([0; 4]));
-    if crc32fast::hash(body) != stored {
-        return Err(fail("the checksum does not match: the snapshot is truncated or corrupted; load sessions.jsonl instead (smsrefresh convert)".into()));
+    let mut s = Stream::new(input, size - 4);
+    let magic = s.exact(8).map_err(|_| bad_magic())?;
+    if magic != MAGIC {
+        return Err(bad_magic());
     }
-    let mut r = Reader { b: body, pos: 8 };
-    let version = r.u32().map_err(&fail)?;
+    let version = s.u32().map_err(&fail)?;
     if version != VERSION && version != VERSION_1 {
+        // Checked after the checksum, so a damaged file says it is damaged.
+        s.drain().map_err(&fail)?;
+        s.check_crc().map_err(&fail)?;
         return Err(fail(format!(
             "snapshot version {version} is not supported; expected {VERSION}"
         )));
     }
-    r.u32().map_err(&fail)?;
+    s.u32().map_err(&fail)?;
     if version == VERSION {
-        r.take(28).map_err(&fail)?;
+        s.exact(28).map_err(&fail)?;
     }
-    parse(&mut r, topology, store).map_err(fail)
+    match parse(&mut s, topology, store) {
+        Ok(n) => s.check_crc().map(|()| n).map_err(fail),
+        // A parse error in a damaged file is reported as the damage.
+        Err(e) => Err(fail(
+            s.drain().and_then(|()| s.check_crc()).err().unwrap_or(e),
+        )),
+    }
 }
 
+const CORRUPT: &str = "the checksum does not match: the snapshot is truncated or corrupted; load sessions.jsonl instead (smsrefresh convert)";
+
+/// A snapshot read front to back through its own buffer: the checksum runs over each
+/// chunk as it is read (not over each small field), and reads past the checksummed body are
+/// errors.
+struct Stream<R> {
+    input: R,
+    crc: crc32fast::Hasher,
+    buf: Vec<u8>,
+    pos: usize,
+    /// Bytes of the body not yet read from `input`.
+    unread: u64,
+    /// Bytes of the body not yet handed out (in `buf` or unread).
+    left: u64,
+}
+
+const CHUNK: usize = 4 << 20;
+
+impl<R: std::io::Read> Stream<R> {
+    fn new(input: R, body: u64) -> Self {
+        Self {
+            input,
+            crc: crc32fast::Hasher::new(),
+            buf: Vec::new(),
+            pos: 0,
+            unread: body,
+            left: body,
+        }
+    }
+
+    /// Reads the next chunk of the body into the buffer (after what is still unused).
+    fn refill(&mut self) -> R2<()> {
+        self.buf.drain(..self.pos);
+        self.pos = 0;
+        let want = usize::try_from(self.unread.min(CHUNK as u64)).unwrap_or(CHUNK);
+        let start = self.buf.len();
+        self.buf.resize(start + want, 0);
+        self.read_raw(start)
+    }
+
+    /// Fills `self.buf[from..]` from the input, through the checksum.
+    fn read_raw(&mut self, from: usize) -> R2<()> {
+        self.input
+            .read_exact(&mut self.buf[from..])
+            .map_err(|_| "truncated".to_string())?;
+        self.crc.update(&self.buf[from..]);
+        self.unread -= (self.buf.len() - from) as u64;
+        Ok(())
+    }
+
+    fn fill(&mut self, out: &mut [u8]) -> R2<()> {
+        if out.len() as u64 > self.left {
+            return Err("truncated".into());
+        }
+        let mut done = 0;
+        while done < out.len() {
+            if self.pos == self.buf.len() {
+                self.refill()?;
+            }
+            let n = (out.len() - done).min(self.buf.len() - self.pos);
+            out[done..done + n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+            self.pos += n;
+            done += n;
+        }
+        self.left -= out.len() as u64;
+        Ok(())
+    }
+
+    /// The next `n` bytes.
+    fn exact(&mut self, n: usize) -> R2<Vec<u8>> {
+        let mut buf = vec![0u8; n];
+        self.fill(&mut buf)?;
+        Ok(buf)
+    }
+
+    fn u8(&mut self) -> R2<u8> {
+        let mut b = [0u8; 1];
+        self.fill(&mut b)?;
+        Ok(b[0])
+    }
+    fn u32(&mut self) -> R2<u32> {
+        let mut b = [0u8; 4];
+        self.fill(&mut b)?;
+        Ok(u32::from_le_bytes(b))
+    }
+    fn u64(&mut self) -> R2<u64> {
+        let mut b = [0u8; 8];
+        self.fill(&mut b)?;
+        Ok(u64::from_le_bytes(b))
+    }
+    fn varint(&mut self) -> R2<u64> {
+        let mut v: u64 = 0;
+        for shift in (0..64).step_by(7) {
+            let byte = self.u8()?;
+            v |= u64::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err("a number is too long".into())
+    }
+    /// A length-prefixed byte string appended to `out`; its range there.
+    fn bytes_into(&mut self, out: &mut Vec<u8>) -> R2<std::ops::Range<usize>> {
+        let n = usize::try_from(self.varint()?).map_err(|_| "a length is too large")?;
+        if n as u64 > self.left {
+            return Err("truncated".into());
+        }
+        let start = out.len();
+        out.resize(start + n, 0);
+        self.fill(&mut out[start..])?;
+        Ok(start..start + n)
+    }
+    fn string(&mut self) -> R2<String> {
+        let mut buf = Vec::new();
+        self.bytes_into(&mut buf)?;
+        String::from_utf8(buf).map_err(|_| "a string is not UTF-8".into())
+    }
+
+    /// Reads the rest of the body (to check the checksum of a damaged file).
+    fn drain(&mut self) -> R2<()> {
+        self.left = 0;
+        while self.unread > 0 {
+            self.pos = self.buf.len();
+            self.refill()?;
+        }
+        Ok(())
+    }
+
+    /// Compares the checksum of everything read with the four bytes that follow.
+    fn check_crc(&mut self) -> R2<()> {
+        if self.left != 0 {
+            return Err("trailing bytes after the sessions".into());
+        }
+        let mut b = [0u8; 4];
+        self.input
+            .read_exact(&mut b)
+            .map_err(|_| CORRUPT.to_string())?;
+        if std::mem::take(&mut self.crc).finalize() == u32::from_le_bytes(b) {
+            Ok(())
+        } else {
+            Err(CORRUPT.into())
+        }
+    }
+}
+
+type R2<T> = Result<T, String>;
+
 /// The realm, replica set and server names, as the topology's ids.
-fn read_names(r: &mut Reader<'_>, topology: &Topology) -> R<Vec<Name>> {
+fn read_names<I: std::io::Read>(r: &mut Stream<I>, topology: &Topology) -> R<Vec<Name>> {
     let n_names = r.u32()? as usize;
     // Counts come from the file: size buffers by what the remaining bytes can hold.
-    let mut names = Vec::with_capacity(n_names.min(r.remaining()));
+    let mut names = Vec::with_capacity(n_names.min(usize::try_from(r.left).unwrap_or(0)));
     for _ in 0..n_names {
         let kind = r.u8()?;
-        let name = r.str()?;
+        let name = r.string()?;
+        let name = name.as_str();
         names.push(match kind {
             0 => topology
                 .realm(name)
@@ -352,77 +521,108 @@ fn read_names(r: &mut Reader<'_>, topology: &Topology) -> R<Vec<Name>> {
     Ok(names)
 }
 
-fn parse(r: &mut Reader<'_>, topology: &Topology, store: &MemoryStore) -> R<usize> {
+/// Credentials are read this many at a time, then decoded in parallel.
+const CRED_BATCH: usize = 1 << 15;
+/// Session blocks read at a time, then parsed (and inserted) in parallel.
+const BLOCK_BATCH: usize = 4;
+
+/// The credentials: read in batches into one buffer each, decoded in parallel.
+fn read_creds<I: std::io::Read>(r: &mut Stream<I>, syms: &[Sym]) -> R<Vec<Credential>> {
+    let n_creds = r.u32()? as usize;
+    let mut creds = Vec::with_capacity(n_creds.min(usize::try_from(r.left).unwrap_or(0)));
+    let mut buf: Vec<u8> = Vec::new();
+    let mut ranges = Vec::with_capacity(CRED_BATCH);
+    while creds.len() < n_creds {
+        buf.clear();
+        ranges.clear();
+        for _ in 0..(n_creds - creds.len()).min(CRED_BATCH) {
+            ranges.push(r.bytes_into(&mut buf)?);
+        }
+        let first = creds.len();
+        let decoded: Vec<Credential> = ranges
+            .par_iter()
+            .enumerate()
+            .map(|(i, range)| {
+                Credential::from_remapped(&buf[range.clone()], syms)
+                    .map_err(|e| format!("credential {}: {e}", first + i + 1))
+            })
+            .collect::<R<_>>()?;
+        creds.extend(decoded);
+    }
+    Ok(creds)
+}
+
+fn parse<I: std::io::Read>(
+    r: &mut Stream<I>,
+    topology: &Topology,
+    store: &MemoryStore,
+) -> R<usize> {
     let names = read_names(r, topology)?;
     let n_syms = r.u32()? as usize;
-    let mut syms = Vec::with_capacity(n_syms.min(r.remaining()));
+    let mut syms = Vec::with_capacity(n_syms.min(usize::try_from(r.left).unwrap_or(0)));
     for _ in 0..n_syms {
-        syms.push(intern::intern(r.str()?));
+        syms.push(intern::intern(&r.string()?));
     }
-    let n_creds = r.u32()? as usize;
-    let mut blobs: Vec<&[u8]> = Vec::with_capacity(n_creds.min(r.remaining()));
-    for _ in 0..n_creds {
-        blobs.push(r.bytes()?);
-    }
-    let creds: Vec<Credential> = blobs
-        .par_iter()
-        .enumerate()
-        .map(|(i, b)| {
-            Credential::from_remapped(b, &syms).map_err(|e| format!("credential {}: {e}", i + 1))
-        })
-        .collect::<R<_>>()?;
+    let creds = read_creds(r, &syms)?;
     let n_sessions = usize::try_from(r.u64()?).map_err(|_| "too many sessions")?;
     let n_blocks = r.u32()? as usize;
     if n_blocks != n_sessions.div_ceil(BLOCK) {
         return Err("the block table does not match the session count".into());
     }
-    if n_blocks.saturating_mul(8) > r.remaining() {
+    if (n_blocks as u64).saturating_mul(8) > r.left {
         return Err("the block table is longer than the file".into());
     }
     let mut offsets = Vec::with_capacity(n_blocks);
     for _ in 0..n_blocks {
-        offsets.push(usize::try_from(r.u64()?).map_err(|_| "bad offset")?);
+        offsets.push(r.u64()?);
     }
-    let base = r.pos;
-    let region = &r.b[base..];
+    let region = r.left;
     // A session takes at least 29 bytes (two 1-byte strings, three indices, three times,
     // a credential index): a count the file cannot hold is corruption, not a reservation.
-    if n_sessions > region.len() / 29 {
+    if n_sessions as u64 > region / 29 {
         return Err("the session count does not fit the file".into());
     }
+    if offsets.first().is_some_and(|o| *o != 0) {
+        return Err("bad block offset".into());
+    }
     store.reserve(n_sessions);
-    // Blocks parse in parallel; inserts into the store run in parallel too (per-partition
-    // locks), and a duplicate id is reported by both session numbers.
-    offsets
-        .par_iter()
-        .enumerate()
-        .try_for_each(|(block, start)| -> R<()> {
-            let end = offsets.get(block + 1).copied().unwrap_or(region.len());
-            if *start > end || end > region.len() {
-                return Err("bad block offset".into());
-            }
-            let mut br = Reader {
-                b: &region[..end],
-                pos: *start,
-            };
-            let count = (n_sessions - block * BLOCK).min(BLOCK);
-            for i in 0..count {
-                let seq = (block * BLOCK + i + 1) as u64;
-                let s = session(&mut br, &names, &creds, topology, seq)
-                    .map_err(|e| format!("session {seq}: {e}"))?;
-                let id = s.id.clone();
-                store.insert(s).map_err(|d| {
-                    format!(
-                        "session {seq}: the session id `{id}` is also session {}",
-                        d.existing_seq
-                    )
-                })?;
-            }
-            if br.pos != end {
-                return Err(format!("block {}: trailing bytes", block + 1));
-            }
-            Ok(())
-        })?;
+    // A few blocks at a time: read in order, parsed and inserted in parallel (per-partition
+    // locks); a duplicate id is reported by both session numbers.
+    for first in (0..n_blocks).step_by(BLOCK_BATCH) {
+        let last = (first + BLOCK_BATCH).min(n_blocks);
+        let mut bufs = Vec::with_capacity(last - first);
+        for block in first..last {
+            let end = offsets.get(block + 1).copied().unwrap_or(region);
+            let len = end
+                .checked_sub(offsets[block])
+                .filter(|l| *l <= r.left)
+                .ok_or("bad block offset")?;
+            bufs.push(r.exact(usize::try_from(len).map_err(|_| "bad block offset")?)?);
+        }
+        bufs.par_iter()
+            .enumerate()
+            .try_for_each(|(i, buf)| -> R<()> {
+                let block = first + i;
+                let mut br = Reader { b: buf, pos: 0 };
+                let count = (n_sessions - block * BLOCK).min(BLOCK);
+                for j in 0..count {
+                    let seq = (block * BLOCK + j + 1) as u64;
+                    let s = session(&mut br, &names, &creds, topology, seq)
+                        .map_err(|e| format!("session {seq}: {e}"))?;
+                    let id = s.id.clone();
+                    store.insert(s).map_err(|d| {
+                        format!(
+                            "session {seq}: the session id `{id}` is also session {}",
+                            d.existing_seq
+                        )
+                    })?;
+                }
+                if br.pos != buf.len() {
+                    return Err(format!("block {}: trailing bytes", block + 1));
+                }
+                Ok(())
+            })?;
+    }
     Ok(n_sessions)
 }
 

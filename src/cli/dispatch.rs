@@ -65,21 +65,29 @@ fn errtext(code: Option<&str>) -> Result<u8> {
     }
 }
 
+/// Generates a site in a child process, so that this process's memory stays its own.
+fn generate_for_bench(out: &Path, users: u64, seed: u64, extra: &[&str]) -> Result<()> {
+    eprintln!("bench: generating {users} users in {}", out.display());
+    let status = std::process::Command::new(std::env::current_exe()?)
+        .arg("gen")
+        .args(extra)
+        .args([
+            "--users",
+            &users.to_string(),
+            "--seed",
+            &seed.to_string(),
+            "--out",
+        ])
+        .arg(out)
+        .status()?;
+    anyhow::ensure!(status.success(), "generating the benchmark site failed");
+    Ok(())
+}
+
 fn bench(args: &BenchArgs) -> Result<u8> {
     let cfg = args.validate()?;
     if args.site.is_none() && !cfg.site.join("sessions.bin").exists() {
-        // Generate in a child process, so that this one's memory is the site's alone.
-        eprintln!(
-            "bench: generating {} users in {}",
-            args.users,
-            cfg.site.display()
-        );
-        let status = std::process::Command::new(std::env::current_exe()?)
-            .args(["gen", "--binary", "--users", &args.users.to_string()])
-            .args(["--seed", &args.seed.to_string(), "--out"])
-            .arg(&cfg.site)
-            .status()?;
-        anyhow::ensure!(status.success(), "generating the benchmark site failed");
+        generate_for_bench(&cfg.site, args.users, args.seed, &["--binary"])?;
     }
     if let Some(url) = &args.store {
         let report = super::bench::redis_bench(&cfg, url, &|line| eprintln!("bench: {line}"))?;
@@ -91,7 +99,20 @@ fn bench(args: &BenchArgs) -> Result<u8> {
         }
         return Ok(0);
     }
-    let report = super::bench::bench(&cfg, &|line| eprintln!("bench: {line}"))?;
+    // The headline first: a JSON Lines site as `gen` leaves it, run as administrators run it.
+    let jsonl_site = match &args.site {
+        Some(site) => site.clone(),
+        None => {
+            let site = cfg.workdir.join("site-jsonl");
+            if !site.join("sessions.jsonl").exists() {
+                generate_for_bench(&site, args.users, args.seed, &[])?;
+            }
+            site
+        }
+    };
+    let note = |line: &str| eprintln!("bench: {line}");
+    let truth = super::bench::truth::truth(&jsonl_site, &cfg.workdir, cfg.runs, args.seed, &note)?;
+    let report = super::bench::bench(&cfg, &note)?;
     if let Some(path) = &args.svg {
         let points: Vec<(usize, f64)> = report
             .jobs
@@ -107,8 +128,15 @@ fn bench(args: &BenchArgs) -> Result<u8> {
     }
     let mut out = PipeSafe::new(io::stdout().lock());
     if args.json {
-        writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
+        let both = super::bench::WithHeadline { truth, report };
+        writeln!(out, "{}", serde_json::to_string_pretty(&both)?)?;
     } else {
+        write!(out, "{}", super::bench::truth::table(&truth))?;
+        writeln!(out)?;
+        writeln!(
+            out,
+            "the friendly case: a binary snapshot, work in store order, in this process"
+        )?;
         write!(out, "{}", super::bench::table(&report))?;
     }
     Ok(0)

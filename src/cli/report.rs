@@ -35,6 +35,8 @@ struct Phases {
     write_s: f64,
     save_s: f64,
     total_s: f64,
+    /// The process's peak resident memory so far (Linux; 0 elsewhere).
+    peak_rss_bytes: u64,
 }
 
 #[derive(Serialize)]
@@ -125,6 +127,7 @@ pub fn render(cfg: &RunConfig, summary: &Summary, started: i64, ended: i64) -> S
             write_s: summary.write.as_secs_f64(),
             save_s: summary.save.as_secs_f64(),
             total_s: summary.elapsed.as_secs_f64(),
+            peak_rss_bytes: super::bench::peak_rss_bytes(),
         },
     };
     serde_json::to_string_pretty(&report).unwrap_or_default()

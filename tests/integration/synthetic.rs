@@ -169,6 +169,25 @@ fn bench_reports_every_figure() {
         assert!(r["latency"][key].as_f64().unwrap() > 0.0, "{key}");
     }
     assert!(r["parallel_over_sequential"].as_f64().unwrap() > 0.0);
+    // The headline: a JSON Lines site as gen leaves it, a shuffled CSV, child runs.
+    let t = &r["truth"];
+    assert!(t["site"].as_str().unwrap().ends_with("site-jsonl"));
+    assert_eq!(
+        t["sessions_refreshed"], t["sessions"],
+        "every session refreshed"
+    );
+    for key in ["one_row_s", "full_s", "io_floor_s"] {
+        assert!(t[key]["median"].as_f64().unwrap() > 0.0, "{key}");
+    }
+    assert!(t["one_row_peak_rss_bytes"].as_u64().unwrap() > 0);
+    assert!(t["bytes_per_session"].as_f64().unwrap() > 0.0);
+    let csv = std::fs::read_to_string(work.join("truth-all.csv")).unwrap();
+    let rows: Vec<&str> = csv.lines().skip(1).collect();
+    let mut sorted = rows.clone();
+    sorted.sort_unstable();
+    assert_ne!(rows, sorted, "the rows are shuffled");
+    sorted.dedup();
+    assert_eq!(sorted.len(), rows.len(), "one row per (user, realm)");
     assert!(
         std::fs::read_to_string(&svg)
             .unwrap()
@@ -193,5 +212,7 @@ fn bench_reports_every_figure() {
     );
     assert_eq!(code(&again), 0);
     assert!(stdout(&again).contains("sequential baseline:"));
+    assert!(stdout(&again).starts_with("as administrators run it:"));
+    assert!(stdout(&again).contains("memory: peak RSS of the one-row run / sessions"));
     assert!(!stderr(&again).contains("generating"));
 }

@@ -10,6 +10,7 @@
 
 mod redis;
 pub mod svg;
+pub mod truth;
 
 pub use self::redis::{redis_bench, redis_table};
 
@@ -140,6 +141,14 @@ pub struct BenchReport {
     pub end_to_end_over_io_floor: f64,
 }
 
+/// The headline and the in-process figures, for `--json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct WithHeadline {
+    pub truth: truth::Truth,
+    #[serde(flatten)]
+    pub report: BenchReport,
+}
+
 /// Resident memory of this process, from /proc (0 where it is not available).
 pub fn rss_bytes() -> u64 {
     proc_status("VmRSS:")
@@ -229,7 +238,7 @@ pub(super) fn workload(
 }
 
 /// A CSV field, quoted when it must be.
-fn csv_field(s: &str) -> String {
+pub(super) fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n', '\r']) || s.starts_with('#') || s.trim() != s {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {

@@ -32,6 +32,7 @@ use std::path::Path;
 use rayon::prelude::*;
 
 use super::atomic;
+use super::binary_io::{R, Reader, Stream, put_str, put_varint};
 use super::error::SiteError;
 use super::topology::{RealmId, ReplicaSetId, ServerId, Topology};
 use crate::credential::Credential;
@@ -68,7 +69,7 @@ impl Source {
         })
     }
 
-    fn put(&self, out: &mut Vec<u8>) {
+    pub(super) fn put(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(&self.len.to_le_bytes());
         out.extend_from_slice(&self.mtime_s.to_le_bytes());
         out.extend_from_slice(&self.mtime_ns.to_le_bytes());
@@ -96,19 +97,6 @@ pub fn source_of(path: &Path) -> Option<Source> {
     (source != Source::default()).then_some(source)
 }
 const BLOCK: usize = 65_536;
-
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-fn put_str(out: &mut Vec<u8>, s: &str) {
-    put_varint(out, s.len() as u64);
-    out.extend_from_slice(s.as_bytes());
-}
 
 /// The snapshot's head: magic, version, the source, the names, the attribute-name symbols
 /// and the credential count.
@@ -219,64 +207,6 @@ pub fn save_with_source(
     })
 }
 
-/// A cursor over the snapshot's bytes; every read is bounds-checked.
-struct Reader<'a> {
-    b: &'a [u8],
-    pos: usize,
-}
-
-type R<T> = Result<T, String>;
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> R<&'a [u8]> {
-        let end = self
-            .pos
-            .checked_add(n)
-            .filter(|e| *e <= self.b.len())
-            .ok_or("truncated")?;
-        let s = &self.b[self.pos..end];
-        self.pos = end;
-        Ok(s)
-    }
-
-    fn u8(&mut self) -> R<u8> {
-        Ok(self.take(1)?[0])
-    }
-    fn u32(&mut self) -> R<u32> {
-        Ok(u32::from_le_bytes(
-            self.take(4)?.try_into().map_err(|_| "truncated")?,
-        ))
-    }
-    fn u64(&mut self) -> R<u64> {
-        Ok(u64::from_le_bytes(
-            self.take(8)?.try_into().map_err(|_| "truncated")?,
-        ))
-    }
-    fn i64(&mut self) -> R<i64> {
-        Ok(i64::from_le_bytes(
-            self.take(8)?.try_into().map_err(|_| "truncated")?,
-        ))
-    }
-    fn varint(&mut self) -> R<u64> {
-        let mut v: u64 = 0;
-        for shift in (0..64).step_by(7) {
-            let byte = self.u8()?;
-            v |= u64::from(byte & 0x7f) << shift;
-            if byte & 0x80 == 0 {
-                return Ok(v);
-            }
-        }
-        Err("a number is too long".into())
-    }
-    fn bytes(&mut self) -> R<&'a [u8]> {
-        let n = usize::try_from(self.varint()?).map_err(|_| "a length is too large")?;
-        self.take(n)
-    }
-    fn str(&mut self) -> R<&'a str> {
-        std::str::from_utf8(self.bytes()?).map_err(|_| "a string is not UTF-8".into())
-    }
-}
-
 /// What a name of the snapshot is in the current topology.
 #[derive(Clone, Copy)]
 enum Name {
@@ -304,6 +234,8 @@ pub fn load_bytes(
     load_stream(path, bytes, bytes.len() as u64, topology, store)
 }
 
+const CORRUPT: &str = "the checksum does not match: the snapshot is truncated or corrupted; load sessions.jsonl instead (smsrefresh convert)";
+
 /// Loads a snapshot of `size` bytes read from `input`. The checksum covers every byte but
 /// its own four and is checked at the end: a damaged snapshot is an error (and the caller
 /// drops the store it partly filled).
@@ -319,7 +251,7 @@ fn load_stream(
     if size < 12 {
         return Err(bad_magic());
     }
-    let mut s = Stream::new(input, size - 4);
+    let mut s = Stream::new(input, size - 4, CORRUPT);
     let magic = s.exact(8).map_err(|_| bad_magic())?;
     if magic != MAGIC {
         return Err(bad_magic());
@@ -345,153 +277,6 @@ fn load_stream(
         )),
     }
 }
-
-const CORRUPT: &str = "the checksum does not match: the snapshot is truncated or corrupted; load sessions.jsonl instead (smsrefresh convert)";
-
-/// A snapshot read front to back through its own buffer: the checksum runs over each
-/// chunk as it is read (not over each small field), and reads past the checksummed body are
-/// errors.
-struct Stream<R> {
-    input: R,
-    crc: crc32fast::Hasher,
-    buf: Vec<u8>,
-    pos: usize,
-    /// Bytes of the body not yet read from `input`.
-    unread: u64,
-    /// Bytes of the body not yet handed out (in `buf` or unread).
-    left: u64,
-}
-
-const CHUNK: usize = 4 << 20;
-
-impl<R: std::io::Read> Stream<R> {
-    fn new(input: R, body: u64) -> Self {
-        Self {
-            input,
-            crc: crc32fast::Hasher::new(),
-            buf: Vec::new(),
-            pos: 0,
-            unread: body,
-            left: body,
-        }
-    }
-
-    /// Reads the next chunk of the body into the buffer (after what is still unused).
-    fn refill(&mut self) -> R2<()> {
-        self.buf.drain(..self.pos);
-        self.pos = 0;
-        let want = usize::try_from(self.unread.min(CHUNK as u64)).unwrap_or(CHUNK);
-        let start = self.buf.len();
-        self.buf.resize(start + want, 0);
-        self.read_raw(start)
-    }
-
-    /// Fills `self.buf[from..]` from the input, through the checksum.
-    fn read_raw(&mut self, from: usize) -> R2<()> {
-        self.input
-            .read_exact(&mut self.buf[from..])
-            .map_err(|_| "truncated".to_string())?;
-        self.crc.update(&self.buf[from..]);
-        self.unread -= (self.buf.len() - from) as u64;
-        Ok(())
-    }
-
-    fn fill(&mut self, out: &mut [u8]) -> R2<()> {
-        if out.len() as u64 > self.left {
-            return Err("truncated".into());
-        }
-        let mut done = 0;
-        while done < out.len() {
-            if self.pos == self.buf.len() {
-                self.refill()?;
-            }
-            let n = (out.len() - done).min(self.buf.len() - self.pos);
-            out[done..done + n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
-            self.pos += n;
-            done += n;
-        }
-        self.left -= out.len() as u64;
-        Ok(())
-    }
-
-    /// The next `n` bytes.
-    fn exact(&mut self, n: usize) -> R2<Vec<u8>> {
-        let mut buf = vec![0u8; n];
-        self.fill(&mut buf)?;
-        Ok(buf)
-    }
-
-    fn u8(&mut self) -> R2<u8> {
-        let mut b = [0u8; 1];
-        self.fill(&mut b)?;
-        Ok(b[0])
-    }
-    fn u32(&mut self) -> R2<u32> {
-        let mut b = [0u8; 4];
-        self.fill(&mut b)?;
-        Ok(u32::from_le_bytes(b))
-    }
-    fn u64(&mut self) -> R2<u64> {
-        let mut b = [0u8; 8];
-        self.fill(&mut b)?;
-        Ok(u64::from_le_bytes(b))
-    }
-    fn varint(&mut self) -> R2<u64> {
-        let mut v: u64 = 0;
-        for shift in (0..64).step_by(7) {
-            let byte = self.u8()?;
-            v |= u64::from(byte & 0x7f) << shift;
-            if byte & 0x80 == 0 {
-                return Ok(v);
-            }
-        }
-        Err("a number is too long".into())
-    }
-    /// A length-prefixed byte string appended to `out`; its range there.
-    fn bytes_into(&mut self, out: &mut Vec<u8>) -> R2<std::ops::Range<usize>> {
-        let n = usize::try_from(self.varint()?).map_err(|_| "a length is too large")?;
-        if n as u64 > self.left {
-            return Err("truncated".into());
-        }
-        let start = out.len();
-        out.resize(start + n, 0);
-        self.fill(&mut out[start..])?;
-        Ok(start..start + n)
-    }
-    fn string(&mut self) -> R2<String> {
-        let mut buf = Vec::new();
-        self.bytes_into(&mut buf)?;
-        String::from_utf8(buf).map_err(|_| "a string is not UTF-8".into())
-    }
-
-    /// Reads the rest of the body (to check the checksum of a damaged file).
-    fn drain(&mut self) -> R2<()> {
-        self.left = 0;
-        while self.unread > 0 {
-            self.pos = self.buf.len();
-            self.refill()?;
-        }
-        Ok(())
-    }
-
-    /// Compares the checksum of everything read with the four bytes that follow.
-    fn check_crc(&mut self) -> R2<()> {
-        if self.left != 0 {
-            return Err("trailing bytes after the sessions".into());
-        }
-        let mut b = [0u8; 4];
-        self.input
-            .read_exact(&mut b)
-            .map_err(|_| CORRUPT.to_string())?;
-        if std::mem::take(&mut self.crc).finalize() == u32::from_le_bytes(b) {
-            Ok(())
-        } else {
-            Err(CORRUPT.into())
-        }
-    }
-}
-
-type R2<T> = Result<T, String>;
 
 /// The realm, replica set and server names, as the topology's ids.
 fn read_names<I: std::io::Read>(r: &mut Stream<I>, topology: &Topology) -> R<Vec<Name>> {

@@ -4,9 +4,11 @@
 
 pub(crate) mod atomic;
 pub mod binary;
+mod binary_io;
 pub mod error;
 pub mod lock;
 pub mod registry;
+pub mod registry_cache;
 pub mod registry_source;
 pub mod snapshot;
 pub mod topology;

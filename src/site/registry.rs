@@ -28,6 +28,14 @@ pub struct UserEntry {
 }
 
 impl UserEntry {
+    /// An entry as a cache kept it (its credential already built from name and groups).
+    pub(super) fn from_parts(name: &str, credential: Credential) -> Self {
+        Self {
+            name: name.into(),
+            base: credential,
+        }
+    }
+
     /// The credential a fresh login would get.
     pub fn credential(&self) -> &Credential {
         &self.base
@@ -208,6 +216,12 @@ impl Registry {
                 format!("the user `{name}` is given twice (user names ignore case)"),
             )
         })
+    }
+
+    /// A registry from a cache's entries; `None` when two entries name one user (a cache
+    /// made here never does).
+    pub(super) fn from_cache(users: Vec<UserEntry>) -> Option<Self> {
+        Self::from_entries(users).ok()
     }
 
     /// Writes the registry as `registry.jsonl`, sorted by user (case-folded, then as

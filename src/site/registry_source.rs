@@ -9,8 +9,10 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use super::binary::Source;
 use super::error::SiteError;
 use super::registry::Registry;
+use super::registry_cache;
 use crate::directory::{
     self, Directory, DirectoryConfig, LdifFile, LiveDirectory, Mapping, ReadProgress,
 };
@@ -209,11 +211,30 @@ impl RegistrySource {
         }
     }
 
+    /// A `registry.jsonl`: from its binary cache while the cache names it as it is; a large
+    /// one read from the file gets a cache (best effort) for the next load.
+    fn load_jsonl(path: &Path) -> Result<Registry, SiteError> {
+        let source = Source::of(path).filter(|s| {
+            s.len >= super::CACHE_MIN_BYTES
+                && path.file_name().is_some_and(|n| n == "registry.jsonl")
+        });
+        let Some(source) = source else {
+            return Registry::load_jsonl(path);
+        };
+        let cache = registry_cache::path_of(path);
+        if let Some(registry) = registry_cache::load(&cache, source) {
+            return Ok(registry);
+        }
+        let registry = Registry::load_jsonl(path)?;
+        let _ = registry_cache::save(&cache, &registry, source);
+        Ok(registry)
+    }
+
     /// Reads the registry.
     pub fn load(&self, progress: Option<&Arc<dyn ReadProgress>>) -> Result<Registry, SiteError> {
         match self {
             Self::Yaml(p) => Registry::load_yaml(p),
-            Self::Jsonl(p) => Registry::load_jsonl(p),
+            Self::Jsonl(p) => Self::load_jsonl(p),
             Self::Ldif(f) => Registry::from_directory(&f.path, f.read_users(progress)?),
             Self::Ldap(d) => Registry::from_directory(&d.file, d.read_users(progress)?),
         }

@@ -409,3 +409,54 @@ fn a_large_jsonl_site_loads_from_its_binary_cache_only_while_it_matches() {
     assert_eq!(code(&out), 1);
     assert!(!demo.join("sessions.bin").exists());
 }
+
+/// A large `registry.jsonl` gets a binary cache (`registry.bin`), used only while it names
+/// the file as it is: an edit is seen, a damaged cache is only a slower load.
+#[test]
+fn a_large_registry_loads_from_its_cache_only_while_it_matches() {
+    use smsrefresh::site::binary::Source;
+    let (_tmp, site) = demo_copy();
+    std::fs::remove_file(site.join("registry.yaml")).unwrap();
+    let jsonl = site.join("registry.jsonl");
+    let line = |i: usize, group: &str| {
+        format!(
+            "{{\"user\":\"user{i:06}\",\"groups\":[\"staff\",\"{group}\"],\"attributes\":{{\"emailAddress\":\"user{i:06}@example.com\",\"note\":\"{}\"}}}}\n",
+            "x".repeat(300)
+        )
+    };
+    let mut text = String::new();
+    let mut i = 0;
+    while text.len() < smsrefresh::site::CACHE_MIN_BYTES as usize + 1000 {
+        text.push_str(&line(i, "hr"));
+        i += 1;
+    }
+    std::fs::write(&jsonl, &text).unwrap();
+    let export = || {
+        let out = run(
+            &["registry", "export", "--site", site.to_str().unwrap()],
+            None,
+        );
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        stdout(&out)
+    };
+    let first = export();
+    let cache = site.join("registry.bin");
+    assert!(cache.exists(), "the first load leaves a cache");
+    assert_eq!(export(), first, "the cache reads as the file");
+    // An edit: the cache no longer names the file; the edit is seen and a new cache made.
+    text.replace_range(..line(0, "hr").len(), &line(0, "payroll"));
+    std::fs::write(&jsonl, &text).unwrap();
+    let edited = export();
+    assert!(
+        edited.lines().next().unwrap().contains("\"payroll\""),
+        "the edit is seen"
+    );
+    assert_eq!(export(), edited);
+    // A damaged cache that still names the file: the file is read.
+    let mut bytes = std::fs::read(&cache).unwrap();
+    let n = bytes.len();
+    bytes[n - 100] ^= 0x21;
+    std::fs::write(&cache, bytes).unwrap();
+    assert_eq!(export(), edited);
+    assert!(Source::of(&jsonl).is_some());
+}

@@ -19,7 +19,13 @@ fn is_dangerous(c: char) -> bool {
 
 /// `s` with every dangerous character escaped; borrowed when there is none.
 pub fn escape(s: &str) -> Cow<'_, str> {
-    if !s.chars().any(is_dangerous) {
+    // ASCII text (nearly all) is dangerous only through its control characters: a byte scan.
+    let clean = if s.is_ascii() {
+        !s.bytes().any(|b| b < 0x20 || b == 0x7f)
+    } else {
+        !s.chars().any(is_dangerous)
+    };
+    if clean {
         return Cow::Borrowed(s);
     }
     let mut out = String::with_capacity(s.len() + 8);
@@ -41,7 +47,8 @@ pub fn escape(s: &str) -> Cow<'_, str> {
 /// separators, bidirectional controls) written as `\uXXXX` escapes. Such characters can
 /// only stand inside JSON strings, so the document means the same.
 pub fn json_safe(json: String) -> String {
-    if !json.chars().any(|c| is_dangerous(c) && !c.is_ascii()) {
+    // Only non-ASCII characters are rewritten: ASCII text (nearly all) is returned at once.
+    if json.is_ascii() || !json.chars().any(|c| is_dangerous(c) && !c.is_ascii()) {
         return json;
     }
     let mut out = String::with_capacity(json.len() + 16);

@@ -28,7 +28,7 @@ pub const KEEP_OLD: [&str; 7] = [
 ];
 
 /// What a rule does with a matching attribute.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum RuleAction {
     Preserve,

@@ -16,6 +16,7 @@ mod integration {
     mod exec_shell;
     mod inputs;
     mod nothing_lost;
+    mod operator;
     pub mod parallel;
     mod policies;
     mod properties;

@@ -31,33 +31,96 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Cmd {
     /// Run a policy, CSV lists and pdadmin command files against a site, one result per command.
+    #[command(
+        after_help = "Examples:\n  smsrefresh run --site samples/demo --no-save samples/demo/commands.pdadmin\n  smsrefresh run --policy policies/hr-reorg-2026-11.yaml --dry-run --report dry.json\n  smsrefresh run --site samples/demo --format jsonl -o results.jsonl moves.csv\n  smsrefresh run --site samples/demo --retry-failed results.jsonl --format jsonl -o retry.jsonl\n  smsrefresh run --site samples/demo --action terminate --server default-webseald-cruz leavers.csv"
+    )]
     Run(RunArgs),
     /// Run one pdadmin command; exit 0 or 1 as pdadmin does. Options go before the command.
+    #[command(
+        after_help = "Examples:\n  smsrefresh exec --site samples/demo --no-save server task default-webseald-cruz sms session refresh all_sessions johnq -realm ibm.com\n  smsrefresh exec --site samples/demo --format jsonl \"server task default-webseald-cruz sms session list -realm ibm.com * 10\""
+    )]
     Exec(ExecArgs),
     /// An interactive `pdadmin>` prompt (reads stdin when it is not a terminal).
+    #[command(
+        after_help = "Examples:\n  smsrefresh shell --site samples/demo --no-save\n  printf 'server list\\nhelp\\n' | smsrefresh shell --site samples/demo --no-save"
+    )]
     Shell(ShellArgs),
     /// Print the message for a status code (hex `0x…` or decimal) or message ID.
+    #[command(
+        after_help = "Examples:\n  smsrefresh errtext 0x14c012f2\n  smsrefresh errtext HPDMG0754W\n  smsrefresh errtext"
+    )]
     Errtext {
         /// The code or message ID; without one, the whole catalog is listed.
         code: Option<String>,
     },
     /// Print the pdadmin command file a policy resolves to (commands on stdout only).
+    #[command(
+        after_help = "Examples:\n  smsrefresh plan policies/refresh-payroll-managers.yaml\n  smsrefresh plan policies/hr-reorg-2026-11.yaml > hr.pdadmin"
+    )]
     Plan(PlanArgs),
     /// Check policies without running them; exit 0 when all are valid, 2 otherwise.
+    #[command(
+        after_help = "Examples:\n  smsrefresh validate policies/hr-reorg-2026-11.yaml policies/nightly-idle-sweep.yaml\n  smsrefresh validate --site samples/demo policies/department-refresh.yaml"
+    )]
     Validate(ValidateArgs),
     /// Write a synthetic site, byte-identical for the same parameters and seed.
+    #[command(
+        after_help = "Examples:\n  smsrefresh gen --out /tmp/big --users 1000000 --seed 1\n  smsrefresh gen --out /tmp/dir --users 100000 --groups 1000 --ldif"
+    )]
     Gen(GenArgs),
     /// Convert a site's sessions between sessions.jsonl and the binary sessions.bin.
+    #[command(
+        after_help = "Examples:\n  smsrefresh convert --site /tmp/big --to binary\n  smsrefresh convert --site /tmp/big --to jsonl"
+    )]
     Convert(ConvertArgs),
     /// Measure load, execute (per --jobs), a sequential baseline, the I/O floor and an
     /// end-to-end run on a generated (or given) site.
+    #[command(
+        after_help = "Examples:\n  smsrefresh bench --users 1000000 --jobs 1,2 --runs 3\n  smsrefresh bench --site /srv/site --workload mix --json\n  smsrefresh bench --site /srv/site --store redis://127.0.0.1:6379/0"
+    )]
     Bench(BenchArgs),
     /// Copy a site's sessions into a Redis store, write a store's sessions as
     /// sessions.jsonl, or count them.
+    #[command(
+        after_help = "Examples:\n  smsrefresh store import --site samples/demo --store redis://127.0.0.1:6379/0\n  smsrefresh store stats --site samples/demo --store redis://127.0.0.1:6379/0"
+    )]
     Store(StoreArgs),
     /// Write a site's registry (a file, an LDIF export or a live directory) as
     /// registry.jsonl.
+    #[command(
+        after_help = "Examples:\n  smsrefresh registry export --site samples/demo -o before.jsonl"
+    )]
     Registry(RegistryCmdArgs),
+    /// Print the shell completion script for bash, zsh, fish, PowerShell or elvish.
+    #[command(
+        after_help = "Examples:\n  smsrefresh completions bash > /etc/bash_completion.d/smsrefresh\n  smsrefresh completions zsh > \"${fpath[1]}/_smsrefresh\"\n  smsrefresh completions fish > ~/.config/fish/completions/smsrefresh.fish"
+    )]
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff, every subcommand on one page).
+    #[command(
+        after_help = "Examples:\n  smsrefresh man > /usr/local/share/man/man1/smsrefresh.1\n  smsrefresh man | man -l -"
+    )]
+    Man,
+    /// Print a JSON Schema (draft 2020-12) of a file format, for editors and checks.
+    #[command(
+        after_help = "Examples:\n  smsrefresh schema policy > smsrefresh-policy.schema.json\n  check-jsonschema --schemafile smsrefresh-policy.schema.json policies/*.yaml"
+    )]
+    Schema {
+        /// Which format.
+        #[arg(value_enum)]
+        kind: SchemaKind,
+    },
+}
+
+/// `schema KIND`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SchemaKind {
+    /// A YAML policy (contract §6.3).
+    Policy,
 }
 
 #[derive(Debug, Args)]
@@ -70,6 +133,9 @@ pub struct RegistryCmdArgs {
 pub enum RegistryAction {
     /// Write the registry as registry.jsonl, sorted by user: keep it as the `before` of a
     /// later `group_changes` policy.
+    #[command(
+        after_help = "Examples:\n  smsrefresh registry export --site samples/demo -o before.jsonl\n  smsrefresh registry export --site /srv/site --registry export.ldif"
+    )]
     Export(RegistryExportArgs),
 }
 
@@ -95,10 +161,19 @@ pub struct StoreArgs {
 pub enum StoreAction {
     /// Copy the site's sessions (its files) into the store; refused when the store already
     /// holds keys under its prefix, unless told to replace them.
+    #[command(
+        after_help = "Examples:\n  smsrefresh store import --site samples/demo --store redis://127.0.0.1:6379/0\n  smsrefresh store import --site samples/demo --store redis://127.0.0.1:6379/0 --replace"
+    )]
     Import(StoreImportArgs),
     /// Write the store's sessions as sessions.jsonl lines.
+    #[command(
+        after_help = "Examples:\n  smsrefresh store export --site samples/demo --store redis://127.0.0.1:6379/0 -o sessions.jsonl"
+    )]
     Export(StoreExportArgs),
     /// Sessions, users, realms, bytes and sessions per server.
+    #[command(
+        after_help = "Examples:\n  smsrefresh store stats --site samples/demo --store redis://127.0.0.1:6379/0"
+    )]
     Stats(StoreTargetArgs),
 }
 
@@ -647,5 +722,72 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    /// Every subcommand's `--help` ends with examples, and every example parses.
+    #[test]
+    fn every_subcommand_has_examples_that_parse() {
+        let cmd = Cli::command();
+        let mut commands: Vec<&clap::Command> = Vec::new();
+        for sub in cmd.get_subcommands() {
+            if sub.get_subcommands().next().is_none() {
+                commands.push(sub);
+            }
+            commands.extend(sub.get_subcommands());
+        }
+        for sub in commands {
+            let help = sub
+                .get_after_help()
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            assert!(
+                help.starts_with("Examples:\n"),
+                "{}: no examples",
+                sub.get_name()
+            );
+            for line in help.lines().skip(1) {
+                let line = line.trim();
+                // Only the smsrefresh part of a pipeline or redirection is ours to parse.
+                let line = line.rsplit("| ").next().unwrap_or(line);
+                let line = line.split(" > ").next().unwrap_or(line);
+                if !line.starts_with("smsrefresh") {
+                    continue;
+                }
+                let words = shell_words(line);
+                if let Err(e) = Cli::try_parse_from(&words) {
+                    panic!("{line}: {e}");
+                }
+            }
+        }
+    }
+
+    /// Splits a line as a shell would (double and single quotes, no escapes).
+    fn shell_words(line: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        let (mut word, mut quote, mut any) = (String::new(), None, false);
+        for c in line.chars() {
+            match (quote, c) {
+                (Some(q), c) if c == q => quote = None,
+                (Some(_), c) => word.push(c),
+                (None, '"' | '\'') => {
+                    quote = Some(c);
+                    any = true;
+                }
+                (None, ' ') => {
+                    if any {
+                        out.push(std::mem::take(&mut word));
+                        any = false;
+                    }
+                }
+                (None, c) => {
+                    word.push(c);
+                    any = true;
+                }
+            }
+        }
+        if any {
+            out.push(word);
+        }
+        out
     }
 }

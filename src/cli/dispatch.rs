@@ -40,6 +40,9 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
         Cmd::Gen(args) => gen_site(&args),
         Cmd::Store(args) => super::store::store(&args),
         Cmd::Registry(args) => super::registry::registry(&args),
+        Cmd::Completions { shell } => super::docs::completions(shell),
+        Cmd::Man => super::docs::man(),
+        Cmd::Schema { kind } => super::docs::schema(kind),
     }
 }
 

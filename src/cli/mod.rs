@@ -7,6 +7,7 @@
 mod args;
 mod bench;
 mod dispatch;
+mod docs;
 mod progress;
 mod registry;
 mod report;

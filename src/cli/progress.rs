@@ -1,13 +1,15 @@
-//! The progress bar (indicatif) on standard error: input bytes read, commands done, their
-//! rate and an ETA, advanced once per chunk so that it costs nothing per command; and a
-//! spinner with the entries read while a live directory is searched.
+//! Progress (indicatif) on standard error across the whole run: a spinner while the site
+//! loads and the plan resolves, then a bar of input bytes read with the commands done, their
+//! rate and an ETA from the bytes left (advanced once per chunk, so it costs nothing per
+//! command), then a spinner while the site saves; and a spinner with the entries read while
+//! a live directory is searched.
 
 use std::io::IsTerminal;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle, TermLike};
 
 use smsrefresh::directory::ReadProgress;
-use smsrefresh::run::Progress;
+use smsrefresh::run::{Phase, Progress};
 
 use super::args::ProgressArg;
 
@@ -16,6 +18,8 @@ pub struct Bar {
     /// Drawing to a log, not a terminal: keep the last frame.
     log: bool,
     commands: std::sync::atomic::AtomicU64,
+    /// When execution began: the rate is over the execution, not the load.
+    executing_since: std::sync::OnceLock<std::time::Instant>,
 }
 
 /// Where progress is drawn: standard error when it is a terminal, plain lines once a second
@@ -78,16 +82,11 @@ impl Bar {
     pub fn new(mode: ProgressArg) -> Option<Self> {
         let (target, terminal) = draw_target(mode)?;
         let bar = ProgressBar::with_draw_target(Some(0), target);
-        bar.set_style(
-            ProgressStyle::with_template(
-                "{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} {msg} ETA {eta}",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
         Some(Self {
             bar,
             log: !terminal,
             commands: 0.into(),
+            executing_since: std::sync::OnceLock::new(),
         })
     }
 }
@@ -162,24 +161,68 @@ impl TermLike for LogLines {
     }
 }
 
+/// The spinner of the phases that have no measure of work: what is happening, and for how long.
+fn spinner(what: &str) -> ProgressStyle {
+    ProgressStyle::with_template(&format!("{{spinner}} [{{elapsed_precise}}] {what} {{msg}}"))
+        .unwrap_or_else(|_| ProgressStyle::default_spinner())
+}
+
 impl Progress for Bar {
+    fn phase(&self, phase: Phase) {
+        let tick = std::time::Duration::from_millis(if self.log { 1000 } else { 120 });
+        match phase {
+            Phase::Load => {
+                self.bar.set_style(spinner("loading the site"));
+                self.bar.enable_steady_tick(tick);
+            }
+            Phase::Plan => self.bar.set_style(spinner("resolving the policy")),
+            Phase::Execute => {
+                self.bar.disable_steady_tick();
+                self.bar.set_style(
+                    ProgressStyle::with_template(
+                        "{spinner} [{elapsed_precise}] executing {wide_bar} {bytes}/{total_bytes} {msg} ETA {eta}",
+                    )
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                );
+            }
+            Phase::Save => {
+                self.bar.set_style(spinner("saving the site"));
+                let done = self.commands.load(std::sync::atomic::Ordering::Relaxed);
+                self.bar.set_message(format!("after {done} commands"));
+                self.bar.enable_steady_tick(tick);
+            }
+        }
+        // Each phase shows at once, however short.
+        self.bar.tick();
+    }
+
     fn begin(&self, total_bytes: u64) {
         self.bar.set_length(total_bytes);
+        // The ETA is the bytes left at the execution's own rate, not the load's.
+        self.bar.reset_eta();
+        let _ = self.executing_since.set(std::time::Instant::now());
     }
 
     fn advance(&self, commands: u64, bytes_so_far: u64) {
         use std::sync::atomic::Ordering;
         let done = self.commands.fetch_add(commands, Ordering::Relaxed) + commands;
-        let secs = self.bar.elapsed().as_secs_f64().max(1e-3);
+        let secs = self
+            .executing_since
+            .get()
+            .map_or_else(|| self.bar.elapsed(), std::time::Instant::elapsed)
+            .as_secs_f64()
+            .max(1e-3);
         if bytes_so_far > self.bar.length().unwrap_or(0) {
             self.bar.set_length(bytes_so_far);
         }
-        self.bar.set_position(bytes_so_far);
+        // The message first: the position's draw then shows both.
         self.bar
             .set_message(format!("{done} commands, {:.0}/s", done as f64 / secs));
+        self.bar.set_position(bytes_so_far);
     }
 
     fn end(&self) {
+        self.bar.disable_steady_tick();
         if self.log {
             self.bar.finish();
         } else {

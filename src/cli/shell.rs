@@ -53,6 +53,31 @@ impl<R: BufRead> BufRead for Prompting<R> {
     }
 }
 
+/// What `help` (or `?`) prints: the commands the prompt takes, and how lines are read.
+const HELP: &str = "\
+Commands (keywords and -realm ignore case; quote names with spaces: \"Mary Jones\"):
+  server list
+  server task SERVER sms session refresh all_sessions USER -realm REALM
+  server task SERVER sms session refresh session ID -realm REALM
+  server task SERVER sms session terminate all_sessions USER -realm REALM
+  server task SERVER sms session terminate session ID -realm REALM
+  server task SERVER sms session list -realm REALM PATTERN MAX
+  server task SERVER sms realm list | sms realm show REALM
+  server task SERVER sms replica set list [-realm REALM] | sms replica set show SET
+  server task SERVER refresh all_sessions USER
+  server task SERVER terminate all_sessions USER | terminate session ID
+  errtext CODE
+  help          this list
+  exit, quit    end the shell (the site is saved then, unless --no-save or --dry-run)
+A line ending in \\ continues on the next; a line starting with # is a comment.
+";
+
+/// Whether a line asks for the help text.
+fn is_help(line: &str) -> bool {
+    let word = line.trim().trim_start_matches("pdadmin>").trim();
+    word.eq_ignore_ascii_case("help") || word == "?"
+}
+
 pub fn shell(cfg: &SiteConfig) -> Result<u8> {
     let lock = cfg.save.then_some(cfg.lock_timeout);
     let (_lock, engine) = Engine::open(
@@ -76,7 +101,17 @@ pub fn shell(cfg: &SiteConfig) -> Result<u8> {
     let source: Arc<str> = Arc::from("shell");
     let mut failed = false;
     for job in CommandSource::new(input) {
-        let result = engine.run_job(&source, &job?);
+        let job = job?;
+        if is_help(&job.raw) {
+            let mut out = PipeSafe::new(io::stdout().lock());
+            if !interactive {
+                writeln!(out, "pdadmin> {}", job.raw.trim())?;
+            }
+            out.write_all(HELP.as_bytes())?;
+            out.flush()?;
+            continue;
+        }
+        let result = engine.run_job(&source, &job);
         failed |= result.status() == Status::Error;
         let mut text = Vec::new();
         pdadmin::render(&result, &mut text)?;

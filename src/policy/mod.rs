@@ -10,6 +10,7 @@ pub(crate) mod plan;
 
 use std::path::{Path, PathBuf};
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 use crate::located::locate;
@@ -22,7 +23,7 @@ use crate::time::parse_duration;
 pub use plan::{Plan, PlanError, resolve};
 
 /// What a policy does to its targets.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum PolicyAction {
     #[default]
@@ -30,8 +31,33 @@ pub enum PolicyAction {
     Terminate,
 }
 
+/// The shape of a duration the strict parser accepts (each number small enough that its unit
+/// stays within 100 years; the parser also checks the sum).
+const DURATION: &str = r"^(?:[0-9]{1,10}s|[0-9]{1,8}m|[0-9]{1,6}h|[0-9]{1,5}d|[0-9]{1,4}w)+$";
+
+/// The policy format as a JSON Schema (draft 2020-12), generated from the types the policy
+/// is read into: for editors and for checking policies before they reach a site.
+pub fn json_schema() -> serde_json::Value {
+    let schema = schemars::schema_for!(RawPolicy);
+    serde_json::to_value(&schema).unwrap_or_default()
+}
+
+/// `credential_refresh`: a list of one-key maps.
+fn rules_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let action = generator.subschema_for::<RuleAction>();
+    schemars::json_schema!({
+        "type": ["array", "null"],
+        "items": {
+            "type": "object",
+            "minProperties": 1,
+            "maxProperties": 1,
+            "additionalProperties": action
+        }
+    })
+}
+
 /// What happens to a target user who is not in the registry.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum MissingUser {
     /// Plan the refresh anyway: its result is `HPDMG0754W`.
@@ -43,10 +69,17 @@ pub enum MissingUser {
     Terminate,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// A smsrefresh policy, version 1 (docs/formats.md, "Policies"). The tool checks more than
+/// this schema can: realms, servers, groups and files against the site.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(title = "smsrefresh policy")]
 struct RawPolicy {
+    /// The policy format: 1.
+    #[schemars(range(min = 1, max = 1))]
     version: u32,
+    /// Letters, digits, `.`, `_` and `-`.
+    #[schemars(pattern(r"^[A-Za-z0-9._-]+$"))]
     name: String,
     #[serde(default)]
     description: Option<String>,
@@ -65,7 +98,10 @@ struct RawPolicy {
     exclude: RawExclude,
     #[serde(default)]
     missing_user: MissingUser,
+    /// Refresh rules replacing the site's: one-key maps `pattern: preserve|refresh`, first
+    /// match wins.
     #[serde(default)]
+    #[schemars(schema_with = "rules_schema")]
     credential_refresh: Option<Vec<OrderedMap<RuleAction>>>,
     #[serde(default)]
     limits: Limits,
@@ -73,7 +109,7 @@ struct RawPolicy {
     execution: Execution,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RawTargets {
     #[serde(default)]
@@ -90,7 +126,7 @@ struct RawTargets {
     group_changes: Option<RawGroupChanges>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RawGroupChanges {
     before: PathBuf,
@@ -100,12 +136,16 @@ struct RawGroupChanges {
     groups: Option<Vec<String>>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RawSessions {
+    /// A duration such as `45s`, `30m`, `8h`, `2d` or `1h30m` (at most 100 years).
     #[serde(default)]
+    #[schemars(pattern(DURATION))]
     idle_longer_than: Option<String>,
+    /// A duration, as `idle_longer_than`.
     #[serde(default)]
+    #[schemars(pattern(DURATION))]
     older_than: Option<String>,
     #[serde(default)]
     auth_method: Option<String>,
@@ -113,7 +153,7 @@ struct RawSessions {
     replica_set: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RawExclude {
     #[serde(default)]
@@ -123,7 +163,7 @@ struct RawExclude {
 }
 
 /// Safety rails, checked before anything changes.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Limits {
     pub max_users: Option<u64>,
@@ -131,14 +171,15 @@ pub struct Limits {
 }
 
 /// `execution:` settings; the command line overrides them.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Execution {
     /// Worker threads, 0 = one per core.
     #[serde(default)]
     pub jobs: usize,
-    /// Commands per second, 0 = unlimited.
+    /// Commands per second, 0 = unlimited (else between one a day and 10⁶).
     #[serde(default)]
+    #[schemars(range(min = 0, max = 1_000_000))]
     pub rate: f64,
     #[serde(default)]
     pub fail_fast: bool,

@@ -134,11 +134,26 @@ pub struct Interrupted {
 
 /// Progress reports from a run; the binary draws a bar, tests ignore them.
 pub trait Progress: Sync {
-    /// The run starts: the input bytes to read (0 when unknown).
+    /// The run enters a phase.
+    fn phase(&self, _phase: Phase) {}
+    /// Execution starts: the input bytes to read (0 when unknown).
     fn begin(&self, _total_bytes: u64) {}
     /// A chunk is done: the commands it held and the input bytes consumed so far.
     fn advance(&self, _commands: u64, _bytes_so_far: u64) {}
     fn end(&self) {}
+}
+
+/// The phases of a run, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Locking and loading the site (topology, registry, sessions).
+    Load,
+    /// Resolving the policy into its commands.
+    Plan,
+    /// Running the commands and writing their results.
+    Execute,
+    /// Replacing the site's snapshot.
+    Save,
 }
 
 /// No progress reports.
@@ -168,13 +183,21 @@ pub fn run(
         inputs.retry = Some(crate::input::retry::read_failed(path)?);
     }
     let lock = cfg.save.then_some(cfg.lock_timeout);
-    let (_lock, engine) = Engine::open(
+    progress.phase(Phase::Load);
+    let opened = Engine::open(
         &cfg.site,
         (&cfg.store, &cfg.registry),
         cfg.now,
         cfg.dry_run,
         lock,
-    )?;
+    );
+    let (_lock, engine) = match opened {
+        Ok(o) => o,
+        Err(e) => {
+            progress.end();
+            return Err(e.into());
+        }
+    };
     run_loaded(cfg, engine, inputs, out, progress, start)
 }
 
@@ -199,19 +222,37 @@ pub fn run_loaded(
         dry_run: cfg.dry_run,
         ..Summary::default()
     };
-    let plan = plan(cfg, &engine, &mut summary)?;
-    execute(cfg, &engine, plan, &mut inputs, out, progress, &mut summary)?;
-    if summary.interrupted.is_none() {
-        summary.purged = sweep(cfg, &engine)?;
-    }
+    let result = run_phases(cfg, &engine, &mut inputs, out, progress, &mut summary);
     progress.end();
-    if cfg.save && !cfg.dry_run {
+    result?;
+    summary.elapsed = start.elapsed();
+    Ok(Finished { summary, engine })
+}
+
+/// Plan, execute, sweep and save, each announced to `progress`.
+fn run_phases(
+    cfg: &RunConfig,
+    engine: &Engine,
+    inputs: &mut Inputs,
+    out: &mut dyn Write,
+    progress: &dyn Progress,
+    summary: &mut Summary,
+) -> Result<(), RunError> {
+    progress.phase(Phase::Plan);
+    let plan = plan(cfg, engine, summary)?;
+    progress.phase(Phase::Execute);
+    execute(cfg, engine, plan, inputs, out, progress, summary)?;
+    if summary.interrupted.is_none() {
+        summary.purged = sweep(cfg, engine)?;
+    }
+    if cfg.save && !cfg.dry_run && engine.site.store.saved_by_site() && engine.site.store.changed()
+    {
+        progress.phase(Phase::Save);
         let t = Instant::now();
         engine.site.save()?;
         summary.save = t.elapsed();
     }
-    summary.elapsed = start.elapsed();
-    Ok(Finished { summary, engine })
+    Ok(())
 }
 
 /// The policy's plan, resolved and its limits checked before anything changes.

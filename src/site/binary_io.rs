@@ -10,6 +10,19 @@ pub(super) fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     out.push(v as u8);
 }
 
+/// A LEB128 number from the bytes `next` gives; at most ten of them.
+fn varint(mut next: impl FnMut() -> R<u8>) -> R<u64> {
+    let mut v: u64 = 0;
+    for shift in (0..64).step_by(7) {
+        let byte = next()?;
+        v |= u64::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            return Ok(v);
+        }
+    }
+    Err("a number is too long".into())
+}
+
 pub(super) fn put_str(out: &mut Vec<u8>, s: &str) {
     put_varint(out, s.len() as u64);
     out.extend_from_slice(s.as_bytes());
@@ -54,15 +67,7 @@ impl<'a> Reader<'a> {
         ))
     }
     pub(super) fn varint(&mut self) -> R<u64> {
-        let mut v: u64 = 0;
-        for shift in (0..64).step_by(7) {
-            let byte = self.u8()?;
-            v |= u64::from(byte & 0x7f) << shift;
-            if byte & 0x80 == 0 {
-                return Ok(v);
-            }
-        }
-        Err("a number is too long".into())
+        varint(|| self.u8())
     }
     pub(super) fn bytes(&mut self) -> R<&'a [u8]> {
         let n = usize::try_from(self.varint()?).map_err(|_| "a length is too large")?;
@@ -167,15 +172,7 @@ impl<I: std::io::Read> Stream<I> {
         Ok(u64::from_le_bytes(b))
     }
     pub(super) fn varint(&mut self) -> R<u64> {
-        let mut v: u64 = 0;
-        for shift in (0..64).step_by(7) {
-            let byte = self.u8()?;
-            v |= u64::from(byte & 0x7f) << shift;
-            if byte & 0x80 == 0 {
-                return Ok(v);
-            }
-        }
-        Err("a number is too long".into())
+        varint(|| self.u8())
     }
     /// A length-prefixed byte string appended to `out`; its range there.
     pub(super) fn bytes_into(&mut self, out: &mut Vec<u8>) -> R<std::ops::Range<usize>> {

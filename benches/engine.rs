@@ -1,6 +1,6 @@
 //! Micro-benchmarks of the engine's parts: the pdadmin parser, the refresh rules (decision
-//! and merge), one user's refresh in the store, a chunk of the parallel engine, and the
-//! snapshot loaders. `cargo bench`; figures and method in docs/performance.md.
+//! and merge), one user's refresh in the store, a chunk of the parallel engine (and a chunk in
+//! store order against the same chunk shuffled), and the snapshot loaders. `cargo bench`; figures and method in docs/performance.md.
 
 use std::hint::black_box;
 use std::path::Path;
@@ -178,6 +178,46 @@ fn store_and_engine(c: &mut Criterion) {
         );
     }
     g.finish();
+
+    // The same 16,384 commands (a chunk) in the store's order and in a seeded random order,
+    // as an export from a directory comes: the cost of locality (issue 13).
+    let ordered = jobs_of(
+        &(1..=16_384)
+            .map(|i| format!("server task default-webseald-node1.example.com sms session refresh all_sessions user{:07} -realm realm{}.example.com\n", 1 + i % 20_000, 1 + i % 2))
+            .collect::<String>(),
+    );
+    let mut shuffled = ordered.clone();
+    let mut x: u64 = 42;
+    for i in (1..shuffled.len()).rev() {
+        x = x
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        shuffled.swap(i, (x >> 33) as usize % (i + 1));
+    }
+    let mut ex = Executor::new(
+        &engine,
+        BatchConfig {
+            jobs: 2,
+            fail_fast: false,
+            rate: 0.0,
+        },
+    )
+    .expect("pool");
+    let mut g = c.benchmark_group("execute_order");
+    g.throughput(Throughput::Elements(ordered.len() as u64));
+    for (name, jobs) in [("ordered", &ordered), ("shuffled", &shuffled)] {
+        g.bench_function(name, |b| {
+            b.iter(|| ex.run_chunk(&source, black_box(jobs)).len());
+        });
+    }
+    g.finish();
+}
+
+/// Command-file text as jobs.
+fn jobs_of(text: &str) -> Vec<Job> {
+    CommandSource::new(text.as_bytes())
+        .map(|j| j.expect("job"))
+        .collect()
 }
 
 fn loaders(c: &mut Criterion) {

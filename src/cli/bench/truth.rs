@@ -226,42 +226,38 @@ pub fn table(t: &Truth) -> String {
         "{:<58} {:>16} {:>12} {:>12}",
         "measure", "measured", "goal", "vs the map"
     );
+    let mut row = |measure: &str, measured: String, goal: &str, vs_map: Option<f64>| {
+        let vs_map = vs_map.map_or_else(|| "-".to_string(), |r| format!("{r:.2}x"));
+        let _ = writeln!(s, "{measure:<58} {measured:>16} {goal:>12} {vs_map:>12}");
+    };
     let execute = if t.execute_sessions_per_s > 0.0 {
         format!("{}/s", super::svg::human(t.execute_sessions_per_s))
     } else {
         "below the noise".into()
     };
-    let _ = writeln!(
-        s,
-        "{:<58} {:>16} {:>12} {:>11.2}x",
+    row(
         "execute: sessions / (full - one-row run - I/O floor)",
         execute,
         ">= 10M/s",
-        t.execute_sessions_per_s / MAP_SESSIONS_PER_S
+        Some(t.execute_sessions_per_s / MAP_SESSIONS_PER_S),
     );
-    let _ = writeln!(
-        s,
-        "{:<58} {:>16} {:>12} {:>11.2}x",
+    row(
         "memory: peak RSS of the one-row run / sessions",
         format!("{:.0} B", t.bytes_per_session),
         "<= 250 B",
-        t.bytes_per_session / MAP_BYTES_PER_SESSION
+        Some(t.bytes_per_session / MAP_BYTES_PER_SESSION),
     );
-    let _ = writeln!(
-        s,
-        "{:<58} {:>16} {:>12} {:>12}",
+    row(
         "end to end: (full - one-row run) / I/O floor",
         format!("{:.2}x", t.end_to_end_over_io_floor),
         "<= 2x",
-        "-"
+        None,
     );
-    let _ = writeln!(
-        s,
-        "{:<58} {:>16} {:>12} {:>12}",
+    row(
         "load: the one-row run",
         format!("{:.2} s", t.one_row_s.median),
         "< 1 s",
-        "-"
+        None,
     );
     let _ = writeln!(
         s,

@@ -42,8 +42,14 @@ impl Clock {
     /// A session is expired once its age, or its idle time, is strictly greater than a
     /// non-zero limit (the same "strictly greater" the contract uses for policy durations).
     pub fn is_live(&self, s: &Session) -> bool {
+        self.is_live_at(s.created, s.last_access)
+    }
+
+    /// [`Clock::is_live`] of a session created at `created` and last used at `last_access`
+    /// (for stores that keep sessions as columns, not as [`Session`]s).
+    pub fn is_live_at(&self, created: i64, last_access: i64) -> bool {
         let over =
             |since: i64, limit: u64| limit != 0 && self.now.saturating_sub(since) > limit as i64;
-        !over(s.created, self.timeout) && !over(s.last_access, self.inactive_timeout)
+        !over(created, self.timeout) && !over(last_access, self.inactive_timeout)
     }
 }

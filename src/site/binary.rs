@@ -37,7 +37,7 @@ use super::error::SiteError;
 use super::topology::{RealmId, ReplicaSetId, ServerId, Topology};
 use crate::credential::Credential;
 use crate::intern::{self, Sym};
-use crate::session::Session;
+use crate::store::memory::NewSession;
 use crate::store::{MemoryStore, SessionStore};
 
 const MAGIC: &[u8; 8] = b"SMRSNAP\0";
@@ -394,11 +394,10 @@ fn parse<I: std::io::Read>(
                     let seq = (block * BLOCK + j + 1) as u64;
                     let s = session(&mut br, &names, &creds, topology, seq)
                         .map_err(|e| format!("session {seq}: {e}"))?;
-                    let id = s.id.clone();
-                    store.insert(s).map_err(|d| {
+                    store.insert_new(&s).map_err(|d| {
                         format!(
-                            "session {seq}: the session id `{id}` is also session {}",
-                            d.existing_seq
+                            "session {seq}: the session id `{}` is also session {}",
+                            s.id, d.existing_seq
                         )
                     })?;
                 }
@@ -411,13 +410,13 @@ fn parse<I: std::io::Read>(
     Ok(n_sessions)
 }
 
-fn session(
-    r: &mut Reader<'_>,
+fn session<'a>(
+    r: &mut Reader<'a>,
     names: &[Name],
-    creds: &[Credential],
+    creds: &'a [Credential],
     topology: &Topology,
     seq: u64,
-) -> R<Session> {
+) -> R<NewSession<'a>> {
     let id = r.str()?;
     let user = r.str()?;
     if id.is_empty() || user.is_empty() {
@@ -447,16 +446,16 @@ fn session(
     let cred = creds
         .get(r.varint()? as usize)
         .ok_or("a credential index is out of range")?;
-    Ok(Session {
+    Ok(NewSession {
         seq,
-        id: id.into(),
-        user: user.into(),
+        id,
+        user,
         realm,
         replica_set: rs,
         server,
         created,
         last_access,
         last_refresh: (last_refresh != i64::MIN).then_some(last_refresh),
-        credential: cred.clone(),
+        credential: cred,
     })
 }

@@ -206,8 +206,8 @@ fn load_sized(
         count += sessions.len();
         // Insert in file order so that a duplicate names the earlier line first.
         for s in sessions {
-            let (line, id) = (s.seq, s.id.clone());
-            store.insert(s).map_err(|d| {
+            let (line, id) = (s.seq, &s.id);
+            store.insert(&s).map_err(|d| {
                 SiteError::at(
                     path,
                     Some(line),

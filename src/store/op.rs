@@ -16,9 +16,14 @@ pub enum Scope<'a> {
 
 impl Scope<'_> {
     pub fn admits(&self, s: &Session) -> bool {
+        self.admits_set(s.replica_set)
+    }
+
+    /// Whether a session in replica set `set` (of the operation's realm) is in scope.
+    pub fn admits_set(&self, set: ReplicaSetId) -> bool {
         match self {
             Scope::Realm => true,
-            Scope::ReplicaSets(sets) => sets.contains(&s.replica_set),
+            Scope::ReplicaSets(sets) => sets.contains(&set),
         }
     }
 }
@@ -34,9 +39,14 @@ pub enum Within<'a> {
 
 impl Within<'_> {
     pub fn admits(&self, s: &Session) -> bool {
+        self.admits_at(s.realm, s.replica_set)
+    }
+
+    /// Whether a session of `realm` in replica set `set` is where the operation looks.
+    pub fn admits_at(&self, realm: RealmId, set: ReplicaSetId) -> bool {
         match self {
-            Within::Realm(r) => s.realm == *r,
-            Within::ReplicaSets(sets) => sets.contains(&s.replica_set),
+            Within::Realm(r) => realm == *r,
+            Within::ReplicaSets(sets) => sets.contains(&set),
         }
     }
 }

@@ -240,7 +240,7 @@ mod loaders {
                         last_refresh: (seq % 3 == 0).then_some(7),
                         credential: b.build(),
                     };
-                    store.insert(s).unwrap();
+                    store.insert(&s).unwrap();
                 }
             }
             let path = dir.path().join("sessions.bin");

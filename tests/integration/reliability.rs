@@ -163,7 +163,7 @@ fn concurrent_refresh_terminate_insert_and_read_keep_every_invariant() {
         for _ in 0..3 {
             let n = next_id.fetch_add(1, Ordering::Relaxed);
             store
-                .insert(session(n, format!("s{n}"), u, (u % 2) as u16))
+                .insert(&session(n, format!("s{n}"), u, (u % 2) as u16))
                 .unwrap();
         }
     }
@@ -230,7 +230,7 @@ fn concurrent_refresh_terminate_insert_and_read_keep_every_invariant() {
                         _ => {
                             let n = next_id.fetch_add(1, Ordering::Relaxed);
                             store
-                                .insert(session(n, format!("s{n}"), u, (u % 2) as u16))
+                                .insert(&session(n, format!("s{n}"), u, (u % 2) as u16))
                                 .unwrap();
                             inserted.fetch_add(1, Ordering::Relaxed);
                         }

@@ -1,46 +1,44 @@
 //! The in-memory, partitioned session store: the site-files store while a run holds it.
 //!
-//! Sessions live in a power-of-two number of partitions, each a slab of sessions plus a user
-//! index `(realm, folded user) -> slots`, behind one `parking_lot::RwLock`. The partition is
-//! chosen by a stable hash (FNV-1a, then a finaliser) of (realm, folded user), so a user's
-//! sessions in a realm share one lock and one refresh is atomic for that user. A second,
-//! id-sharded index maps session ids to their slot so that `refresh session ID` never scans.
+//! Sessions live in a power-of-two number of partitions, each behind one
+//! `parking_lot::RwLock`: fixed-size slots, a user table `(realm, folded user) -> chain of
+//! slots`, and the sessions' credentials, shared by a user's equal ones (`partition.rs`). The
+//! partition is chosen by a stable hash (FNV-1a, then a finaliser) of (realm, folded user), so
+//! a user's sessions in a realm share one lock and one refresh is atomic for that user. The
+//! session ids live in a second, id-sharded index that owns their bytes (`ids.rs`), so that
+//! `refresh session ID` never scans and an id is stored once.
 //!
 //! A batch ([`SessionStore::apply`]) is grouped by partition; each group runs in batch order
 //! under one lock acquisition, and the groups run in parallel on the caller's rayon pool.
 //!
-//! Lock order: a partition lock may be held while taking an id-shard lock, never the reverse,
-//! and no thread holds two partition locks.
+//! Lock order: a partition lock may be held while taking id-shard locks, never the reverse,
+//! and no thread holds two partition locks for writing.
 
+mod ids;
 mod partition;
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use parking_lot::RwLock;
+use parking_lot::{RwLock, RwLockReadGuard};
 use rayon::prelude::*;
 
-use self::partition::{Key, Locked, Map, Partition};
+use self::ids::{IdShard, Loc, id_hash, shard_of};
+pub use self::partition::NewSession;
+use self::partition::{Key, Locked, Partition};
 use super::{Applied, Done, Op, Refresher, SessionStore, StoreError};
 use crate::hash::stable_hash;
 use crate::ids::{RealmId, ReplicaSetId, UserKey};
 use crate::session::{Clock, Session};
 
-/// One shard of the id index: session id -> where the session sits.
-type IdShard = RwLock<Map<Arc<str>, Loc>>;
-
 /// The default partition count: enough that 2–16 workers rarely meet on one lock.
 pub const DEFAULT_PARTITIONS: usize = 64;
+
+/// At most this many partitions (an id's shard is kept in 16 bits).
+const MAX_PARTITIONS: usize = 1 << 16;
 
 /// Batches up to this size run on the calling thread, one lock per operation: grouping
 /// costs more than it saves for a handful of commands.
 const SMALL_BATCH: usize = 32;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Loc {
-    partition: u32,
-    slot: u32,
-}
 
 /// A session id that is already in the store; `existing_seq` is the other session's `seq`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -56,8 +54,9 @@ struct Padded<T>(T);
 /// The in-memory [`SessionStore`].
 pub struct MemoryStore {
     partitions: Box<[Padded<RwLock<Partition>>]>,
-    ids: Box<[Padded<IdShard>]>,
-    shift: u32,
+    ids: Box<[Padded<RwLock<IdShard>>]>,
+    /// log2 of the partition (and id shard) count.
+    bits: u32,
     /// Set by the first operation that changes a session (loading does not count).
     changed: AtomicBool,
 }
@@ -68,18 +67,30 @@ impl Default for MemoryStore {
     }
 }
 
+/// Every id shard read-locked: what turns a slot's id reference back into text.
+struct IdView<'a>(Vec<RwLockReadGuard<'a, IdShard>>);
+
+impl IdView<'_> {
+    fn write(&self, shard: u16, offset: u32, out: &mut String) {
+        out.clear();
+        if let Some(s) = self.0.get(shard as usize) {
+            s.write_id(offset, out);
+        }
+    }
+}
+
 impl MemoryStore {
-    /// A store with `n` partitions, rounded up to a power of two.
+    /// A store with `n` partitions, rounded up to a power of two (at most 65,536).
     pub fn with_partitions(n: usize) -> Self {
-        let n = n.max(1).next_power_of_two();
+        let n = n.clamp(1, MAX_PARTITIONS).next_power_of_two();
         Self {
             partitions: (0..n)
                 .map(|_| Padded(RwLock::new(Partition::default())))
                 .collect(),
             ids: (0..n)
-                .map(|_| Padded(RwLock::new(Map::default())))
+                .map(|_| Padded(RwLock::new(IdShard::default())))
                 .collect(),
-            shift: 64 - n.trailing_zeros(),
+            bits: n.trailing_zeros(),
             changed: AtomicBool::new(false),
         }
     }
@@ -89,25 +100,49 @@ impl MemoryStore {
         self.partitions.len()
     }
 
+    /// The stable hash of a user (folded name) in a realm: picks the partition.
+    pub(crate) fn user_hash(realm: RealmId, user_key: &str) -> u64 {
+        stable_hash(&[&realm.0.to_le_bytes(), user_key.as_bytes()])
+    }
+
     fn index(&self, hash: u64) -> usize {
-        if self.shift == 64 {
+        if self.bits == 0 {
             0
         } else {
-            (hash >> self.shift) as usize
+            (hash >> (64 - self.bits)) as usize
         }
     }
 
     /// The partition holding a user's (folded name) sessions in a realm.
     pub fn partition_of(&self, realm: RealmId, user_key: &str) -> usize {
-        self.index(stable_hash(&[&realm.0.to_le_bytes(), user_key.as_bytes()]))
-    }
-
-    fn id_shard(&self, id: &str) -> &IdShard {
-        &self.ids[self.index(stable_hash(&[id.as_bytes()]))].0
+        self.index(Self::user_hash(realm, user_key))
     }
 
     fn locate(&self, id: &str) -> Option<Loc> {
-        self.id_shard(id).read().get(id).copied()
+        let h = id_hash(id);
+        self.ids[shard_of(h, self.bits)].0.read().find(id, h)
+    }
+
+    fn forget_id(&self, shard: u16, offset: u32) {
+        if let Some(s) = self.ids.get(shard as usize) {
+            s.0.write().remove(offset);
+        }
+    }
+
+    fn id_view(&self) -> IdView<'_> {
+        IdView(self.ids.iter().map(|s| s.0.read()).collect())
+    }
+
+    /// Whether the session in `slot` of `part` has the id `id` (a slot can be reused between
+    /// finding an id and locking its partition).
+    fn slot_has_id(&self, part: &Partition, slot: u32, id: &str) -> bool {
+        if part.is_free(slot) {
+            return false;
+        }
+        let s = &part.slots[slot as usize];
+        let shard = self.ids[s.id_shard as usize].0.read();
+        let (prefix, rest) = shard.parts(s.id_offset);
+        id.len() == prefix.len() + rest.len() && id.starts_with(prefix) && id.ends_with(rest)
     }
 
     /// The partition an operation concerns; `None` for a session id the store lacks.
@@ -134,11 +169,9 @@ impl MemoryStore {
     pub fn get(&self, id: &str, clock: &Clock) -> Option<Session> {
         let loc = self.locate(id)?;
         let part = self.partitions[loc.partition as usize].0.read();
-        part.slots
-            .get(loc.slot as usize)?
-            .as_ref()
-            .filter(|s| &*s.id == id && clock.is_live(s))
-            .cloned()
+        (self.slot_has_id(&part, loc.slot, id) && part.live(loc.slot, clock))
+            .then(|| part.session(loc.slot, id))
+            .flatten()
     }
 
     /// Every session held, live or expired.
@@ -146,12 +179,13 @@ impl MemoryStore {
         self.ids.iter().map(|s| s.0.read().len()).sum()
     }
 
-    /// Gives back the slack of the session slabs (they grow by doubling while loading).
+    /// Gives back the slack of the tables (they grow by doubling while loading).
     pub fn shrink(&self) {
         for p in &self.partitions {
-            let mut part = p.0.write();
-            part.slots.shrink_to_fit();
-            part.free.shrink_to_fit();
+            p.0.write().shrink();
+        }
+        for s in &self.ids {
+            s.0.write().shrink();
         }
     }
 
@@ -162,80 +196,85 @@ impl MemoryStore {
         // Hashing spreads sessions evenly; a little headroom covers the variance.
         let per = sessions / n + sessions / n / 8 + 16;
         for p in &self.partitions {
-            let mut part = p.0.write();
-            part.slots.reserve(per);
-            // About three sessions per user.
-            part.users.reserve(per / 3 + 1);
+            // About two to three sessions per user.
+            p.0.write().reserve(per, per / 2 + 1);
         }
         for shard in &self.ids {
-            shard.0.write().reserve(per);
+            // An id takes ~12 bytes of arena once its prefix is shared.
+            shard.0.write().reserve(per, 12);
         }
     }
 
     /// Adds a session; its id must be new. Sessions of one user with equal credentials end
     /// up sharing one allocation.
-    pub fn insert(&self, mut session: Session) -> Result<(), DuplicateId> {
-        let key: Key = (session.realm, UserKey::of(&session.user));
-        let p = self.partition_of(key.0, &key.1);
+    pub fn insert(&self, session: &Session) -> Result<(), DuplicateId> {
+        self.insert_new(&NewSession::from(session))
+    }
+
+    /// Adds a session given by reference (what loaders use: nothing is built only to be
+    /// taken apart); its id must be new.
+    pub fn insert_new(&self, s: &NewSession<'_>) -> Result<(), DuplicateId> {
+        let key: Key = (s.realm, UserKey::of(s.user));
+        let h = Self::user_hash(key.0, &key.1);
+        let p = self.index(h);
         let mut part = self.partitions[p].0.write();
-        let mut ids = self.id_shard(&session.id).write();
-        if let Some(loc) = ids.get(&session.id).copied() {
-            drop(ids);
-            let seq_at = |part: &Partition| {
-                part.slots
-                    .get(loc.slot as usize)
-                    .and_then(Option::as_ref)
-                    .map_or(0, |s| s.seq)
-            };
-            let existing_seq = if loc.partition as usize == p {
-                seq_at(&part)
-            } else {
-                drop(part);
-                seq_at(&self.partitions[loc.partition as usize].0.read())
-            };
-            return Err(DuplicateId { existing_seq });
-        }
-        if let Some(list) = part.users.get(&key) {
-            let shared = list
-                .iter()
-                .filter_map(|slot| part.slots[*slot as usize].as_ref())
-                .find(|other| other.credential == session.credential);
-            if let Some(other) = shared {
-                session.credential = other.credential.clone();
-            }
-        }
-        let id = session.id.clone();
-        let slot = match part.free.pop() {
-            Some(slot) => {
-                part.slots[slot as usize] = Some(session);
-                slot
-            }
-            None => {
-                part.slots.push(Some(session));
-                u32::try_from(part.slots.len() - 1).expect("under 2^32 sessions a partition")
-            }
+        let ih = id_hash(s.id);
+        let shard_i = shard_of(ih, self.bits);
+        let slot = part.next_slot();
+        let loc = Loc {
+            partition: u32::try_from(p).expect("partition index fits u32"),
+            slot,
         };
-        part.users.entry(key).or_default().push(slot);
-        ids.insert(
-            id,
-            Loc {
-                partition: u32::try_from(p).expect("partition index fits u32"),
-                slot,
-            },
-        );
-        Ok(())
+        let inserted = self.ids[shard_i].0.write().insert(s.id, ih, loc);
+        match inserted {
+            Ok(offset) => {
+                part.take_next_slot();
+                let shard = u16::try_from(shard_i).expect("at most 2^16 id shards");
+                part.add(s, key, h, (shard, offset), slot);
+                Ok(())
+            }
+            Err(other) => {
+                let seq_at = |part: &Partition| {
+                    part.slots
+                        .get(other.slot as usize)
+                        .filter(|_| !part.is_free(other.slot))
+                        .map_or(0, |s| s.seq)
+                };
+                let existing_seq = if other.partition as usize == p {
+                    seq_at(&part)
+                } else {
+                    drop(part);
+                    seq_at(&self.partitions[other.partition as usize].0.read())
+                };
+                Err(DuplicateId { existing_seq })
+            }
+        }
     }
 
     /// Checks the store's internal agreement (for tests and diagnostics): every session is in
-    /// its user's slot list and in the id index at its place, every listed slot holds a
-    /// session of that user, and the id index has no other entry. Returns the session count.
+    /// its user's chain and in the id index at its place, every chained slot holds a session
+    /// of that user, and the id index has no other entry. Returns the session count.
     pub fn check_invariants(&self) -> Result<usize, String> {
         let mut sessions = 0usize;
         for (pi, p) in self.partitions.iter().enumerate() {
             let part = p.0.read();
             sessions += self.check_partition(pi, &part)?;
         }
-        let ids: usize = self.ids.iter().map(|s| s.0.read().len()).sum();
+        let mut ids = 0usize;
+        for shard in &self.ids {
+            let shard = shard.0.read();
+            for (offset, loc) in shard.locs() {
+                ids += 1;
+                let part = self.partitions[loc.partition as usize].0.read();
+                let s = part
+                    .slots
+                    .get(loc.slot as usize)
+                    .filter(|_| !part.is_free(loc.slot));
+                if s.is_none_or(|s| s.id_offset != offset) {
+                    return Err(format!("id entry {loc:?} has no session"));
+                }
+            }
+        }
         if ids != sessions {
             return Err(format!("{ids} id entries for {sessions} sessions"));
         }
@@ -244,37 +283,42 @@ impl MemoryStore {
 
     fn check_partition(&self, pi: usize, part: &Partition) -> Result<usize, String> {
         let mut sessions = 0;
-        for (si, s) in part.slots.iter().enumerate() {
-            let Some(s) = s else { continue };
+        let mut id = String::new();
+        for si in 0..part.slots.len() as u32 {
+            if part.is_free(si) {
+                continue;
+            }
             sessions += 1;
-            let key = (s.realm, UserKey::of(&s.user));
-            if self.partition_of(key.0, &key.1) != pi {
-                return Err(format!(
-                    "session {} is in partition {pi}, not its user's",
-                    s.id
-                ));
+            let s = &part.slots[si as usize];
+            id.clear();
+            self.ids[s.id_shard as usize]
+                .0
+                .read()
+                .write_id(s.id_offset, &mut id);
+            let Some(user) = part.slot_user(si) else {
+                return Err(format!("session {id} has no user"));
+            };
+            let h = Self::user_hash(user.realm, &user.key);
+            if self.index(h) != pi {
+                return Err(format!("session {id} is in partition {pi}, not its user's"));
             }
-            if !part
-                .users
-                .get(&key)
-                .is_some_and(|l| l.contains(&(si as u32)))
-            {
-                return Err(format!("session {} is missing from its user's list", s.id));
+            if part.user_index(user.realm, &user.key, h) != Some(s.user) {
+                return Err(format!("session {id}'s user is not in the user index"));
             }
-            match self.id_shard(&s.id).read().get(&*s.id) {
-                Some(loc) if loc.partition as usize == pi && loc.slot as usize == si => {}
-                other => return Err(format!("session {} has id entry {other:?}", s.id)),
+            if !part.chain(s.user).any(|x| x == si) {
+                return Err(format!("session {id} is missing from its user's chain"));
+            }
+            match self.locate(&id) {
+                Some(loc) if loc.partition as usize == pi && loc.slot == si => {}
+                other => return Err(format!("session {id} has id entry {other:?}")),
             }
         }
-        for (key, list) in &part.users {
-            for slot in list {
-                match part.slots.get(*slot as usize).and_then(Option::as_ref) {
-                    Some(s) if (s.realm, UserKey::of(&s.user)) == *key => {}
-                    _ => {
-                        return Err(format!(
-                            "user {key:?} lists slot {slot}, which is not theirs"
-                        ));
-                    }
+        for user in part.indexed_users() {
+            for slot in part.chain(user) {
+                if part.is_free(slot) || part.slots[slot as usize].user != user {
+                    return Err(format!(
+                        "user {user} chains slot {slot}, which is not theirs"
+                    ));
                 }
             }
         }
@@ -305,6 +349,23 @@ impl MemoryStore {
         }
         out
     }
+
+    /// Calls `f` with each session of `part` that `keep` admits, as a [`Session`].
+    fn each_session(
+        part: &Partition,
+        view: &IdView<'_>,
+        slots: impl Iterator<Item = u32>,
+        f: &mut dyn FnMut(&Session),
+    ) {
+        let mut id = String::new();
+        for slot in slots {
+            let s = &part.slots[slot as usize];
+            view.write(s.id_shard, s.id_offset, &mut id);
+            if let Some(session) = part.session(slot, &id) {
+                f(&session);
+            }
+        }
+    }
 }
 
 impl SessionStore for MemoryStore {
@@ -318,8 +379,10 @@ impl SessionStore for MemoryStore {
             .map(|id| {
                 let loc = self.locate(id)?;
                 let part = self.partitions[loc.partition as usize].0.read();
-                let s = part.slots.get(loc.slot as usize)?.as_ref()?;
-                Some(UserKey::of(&s.user))
+                if !self.slot_has_id(&part, loc.slot, id) {
+                    return None;
+                }
+                part.slot_user(loc.slot).map(|u| u.key.clone())
             })
             .collect())
     }
@@ -355,8 +418,9 @@ impl SessionStore for MemoryStore {
         Ok(users
             .iter()
             .map(|key| {
-                let part = self.partitions[self.partition_of(key.0, &key.1)].0.read();
-                part.user_slots(key, super::Scope::Realm, clock).len()
+                let h = Self::user_hash(key.0, &key.1);
+                let part = self.partitions[self.index(h)].0.read();
+                part.user_slots(key, h, super::Scope::Realm, clock).len()
             })
             .collect())
     }
@@ -369,11 +433,12 @@ impl SessionStore for MemoryStore {
     ) -> Result<(), StoreError> {
         for p in &self.partitions {
             let part = p.0.read();
-            for s in part.slots.iter().flatten() {
-                if realm.is_none_or(|r| s.realm == r) && clock.is_live(s) {
-                    f(s);
-                }
-            }
+            let view = self.id_view();
+            let slots = (0..part.slots.len() as u32).filter(|slot| {
+                part.live(*slot, clock)
+                    && realm.is_none_or(|r| part.slot_user(*slot).is_some_and(|u| u.realm == r))
+            });
+            Self::each_session(&part, &view, slots, f);
         }
         Ok(())
     }
@@ -382,11 +447,10 @@ impl SessionStore for MemoryStore {
         let mut n = 0;
         for p in &self.partitions {
             let part = p.0.read();
-            n += part
-                .slots
-                .iter()
-                .flatten()
-                .filter(|s| s.replica_set == set && clock.is_live(s))
+            n += (0..part.slots.len() as u32)
+                .filter(|slot| {
+                    part.live(*slot, clock) && part.slots[*slot as usize].replica_set == set
+                })
                 .count();
         }
         Ok(n)
@@ -396,19 +460,16 @@ impl SessionStore for MemoryStore {
         let mut n = 0;
         for p in 0..self.partitions.len() {
             let mut locked = self.lock(p);
-            let doomed: Vec<(u32, Key)> = locked
-                .part
-                .slots
-                .iter()
-                .enumerate()
-                .filter_map(|(i, s)| {
-                    s.as_ref()
-                        .filter(|s| s.realm == realm && !clock.is_live(s))
-                        .map(|s| (i as u32, (s.realm, UserKey::of(&s.user))))
+            let part = &*locked.part;
+            let doomed: Vec<u32> = (0..part.slots.len() as u32)
+                .filter(|slot| {
+                    !part.is_free(*slot)
+                        && !part.live(*slot, clock)
+                        && part.slot_user(*slot).is_some_and(|u| u.realm == realm)
                 })
                 .collect();
-            for (slot, key) in doomed {
-                n += usize::from(locked.remove_slot(&key, slot).is_some());
+            for slot in doomed {
+                n += usize::from(locked.remove_slot(slot));
             }
         }
         if n > 0 {
@@ -423,18 +484,23 @@ impl SessionStore for MemoryStore {
 
     fn export(&self, f: &mut dyn FnMut(&Session)) -> Result<(), StoreError> {
         let guards: Vec<_> = self.partitions.iter().map(|p| p.0.read()).collect();
+        let view = self.id_view();
         let mut order: Vec<(u64, u32, u32)> = Vec::with_capacity(self.session_count());
         for (pi, part) in guards.iter().enumerate() {
             for (si, s) in part.slots.iter().enumerate() {
-                if let Some(s) = s {
+                if !part.is_free(si as u32) {
                     order.push((s.seq, pi as u32, si as u32));
                 }
             }
         }
         order.sort_unstable();
+        let mut id = String::new();
         for (_, pi, si) in order {
-            if let Some(s) = &guards[pi as usize].slots[si as usize] {
-                f(s);
+            let part = &guards[pi as usize];
+            let s = &part.slots[si as usize];
+            view.write(s.id_shard, s.id_offset, &mut id);
+            if let Some(session) = part.session(si, &id) {
+                f(&session);
             }
         }
         Ok(())
@@ -486,10 +552,10 @@ mod tests {
 
     fn store() -> MemoryStore {
         let s = MemoryStore::with_partitions(8);
-        s.insert(session(1, "a1", "Alice", 0, 0)).unwrap();
-        s.insert(session(2, "a2", "alice", 0, 1)).unwrap();
-        s.insert(session(3, "a3", "ALICE", 1, 2)).unwrap();
-        s.insert(session(4, "b1", "bob", 0, 0)).unwrap();
+        s.insert(&session(1, "a1", "Alice", 0, 0)).unwrap();
+        s.insert(&session(2, "a2", "alice", 0, 1)).unwrap();
+        s.insert(&session(3, "a3", "ALICE", 1, 2)).unwrap();
+        s.insert(&session(4, "b1", "bob", 0, 0)).unwrap();
         s
     }
 
@@ -541,7 +607,7 @@ mod tests {
     fn duplicate_ids_are_rejected_with_the_other_seq() {
         let s = store();
         assert_eq!(
-            s.insert(session(9, "a2", "zed", 1, 2)),
+            s.insert(&session(9, "a2", "zed", 1, 2)),
             Err(DuplicateId { existing_seq: 2 })
         );
         assert_eq!(s.session_count(), 4);
@@ -603,7 +669,7 @@ mod tests {
             within: Within::Realm(RealmId(1)),
         };
         assert_eq!(one(&s, &CLOCK, right), Done::Sessions(1));
-        s.insert(session(5, "n1", "nobody", 0, 0)).unwrap();
+        s.insert(&session(5, "n1", "nobody", 0, 0)).unwrap();
         let unknown = Op::RefreshSession {
             id: "n1",
             within: Within::Realm(RealmId(0)),
@@ -631,7 +697,7 @@ mod tests {
         assert_eq!(one(&s, &CLOCK, b1()), Done::NoSession);
         assert_eq!(s.session_count(), 1);
         // Freed slots are reused and the id index follows.
-        s.insert(session(10, "c1", "carol", 0, 0)).unwrap();
+        s.insert(&session(10, "c1", "carol", 0, 0)).unwrap();
         assert_eq!(s.get("c1", &CLOCK).unwrap().user, "carol");
         assert_eq!(s.check_invariants(), Ok(2));
     }
@@ -645,7 +711,7 @@ mod tests {
         for s in [&a, &b] {
             for i in 0..200u64 {
                 let user = format!("u{}", i % 50);
-                s.insert(session(
+                s.insert(&session(
                     i,
                     &format!("s{i}"),
                     &user,
@@ -733,9 +799,170 @@ mod tests {
             within: Within::Realm(RealmId(0)),
         };
         one(&s, &CLOCK, t);
-        s.insert(session(0, "z0", "zed", 0, 0)).unwrap();
+        s.insert(&session(0, "z0", "zed", 0, 0)).unwrap();
         let mut ids = Vec::new();
         s.export(&mut |x| ids.push(x.id.to_string())).unwrap();
         assert_eq!(ids, ["z0", "a1", "a3", "b1"]);
+    }
+
+    /// One step of the model test.
+    #[derive(Debug, Clone)]
+    enum Step {
+        Insert {
+            id: usize,
+            user: usize,
+            realm: u16,
+            rs: u16,
+            age: i64,
+        },
+        RefreshUser {
+            user: usize,
+            realm: u16,
+            only_rs1: bool,
+        },
+        TerminateUser {
+            user: usize,
+            realm: u16,
+            only_rs1: bool,
+        },
+        RefreshSession {
+            id: usize,
+            realm: u16,
+        },
+        TerminateSession {
+            id: usize,
+            realm: u16,
+        },
+        Purge {
+            realm: u16,
+        },
+    }
+
+    /// Ids with shared prefixes, a near-miss of a prefix, and none at all.
+    fn model_id(i: usize) -> String {
+        match i % 4 {
+            0 => format!("ZGVmYXVsdC13ZWJzZWFsZA_{i:04}"),
+            1 => format!("c2VydmVyMg_{i}"),
+            2 => format!("ZGVmYXVsdC13ZWJzZWFsZA{i}"),
+            _ => format!("s{i}"),
+        }
+    }
+
+    /// Users spelled in several cases, one of them not in the registry.
+    const MODEL_USERS: [&str; 6] = ["alice", "Alice", "BOB", "bob", "Zoë", "nobody"];
+
+    fn step() -> impl proptest::strategy::Strategy<Value = Step> {
+        use proptest::prelude::*;
+        prop_oneof![
+            3 => (0..40usize, 0..6usize, 0..2u16, 0..3u16, 0..1500i64)
+                .prop_map(|(id, user, realm, rs, age)| Step::Insert { id, user, realm, rs, age }),
+            1 => (0..6usize, 0..2u16, any::<bool>())
+                .prop_map(|(user, realm, only_rs1)| Step::RefreshUser { user, realm, only_rs1 }),
+            1 => (0..6usize, 0..2u16, any::<bool>())
+                .prop_map(|(user, realm, only_rs1)| Step::TerminateUser { user, realm, only_rs1 }),
+            1 => (0..40usize, 0..2u16).prop_map(|(id, realm)| Step::RefreshSession { id, realm }),
+            1 => (0..40usize, 0..2u16).prop_map(|(id, realm)| Step::TerminateSession { id, realm }),
+            1 => (0..2u16).prop_map(|realm| Step::Purge { realm }),
+        ]
+    }
+
+    proptest::proptest! {
+        /// The store against a list of sessions: every step's result, then every session.
+        #[test]
+        fn the_store_behaves_like_a_list_of_sessions(
+            steps in proptest::collection::vec(step(), 1..120),
+            batch in proptest::bool::ANY,
+        ) {
+            static RS1: [ReplicaSetId; 1] = [ReplicaSetId(1)];
+            let clock = Clock { now: 2000, timeout: 1000, inactive_timeout: 0 };
+            let new = cred(&["new"]);
+            let r = NewGroups(new.clone());
+            let store = MemoryStore::with_partitions(4);
+            let mut model: Vec<Session> = Vec::new();
+            let live = |s: &Session| clock.is_live(s);
+            for (seq, st) in steps.into_iter().enumerate() {
+                let seq = seq as u64 + 1;
+                match st {
+                    Step::Insert { id, user, realm, rs, age } => {
+                        let mut s = session(seq, &model_id(id), MODEL_USERS[user], realm, rs);
+                        s.created = 2000 - age;
+                        s.last_access = s.created;
+                        let expected = model.iter().find(|m| *m.id == *s.id)
+                            .map(|m| DuplicateId { existing_seq: m.seq });
+                        proptest::prop_assert_eq!(store.insert(&s).err(), expected.clone());
+                        if expected.is_none() {
+                            model.push(s);
+                        }
+                    }
+                    Step::RefreshUser { user, realm, only_rs1 } | Step::TerminateUser { user, realm, only_rs1 } => {
+                        let terminate = matches!(st, Step::TerminateUser { .. });
+                        let scope = if only_rs1 { Scope::ReplicaSets(&RS1) } else { Scope::Realm };
+                        let key = UserKey::of(MODEL_USERS[user]);
+                        let hit = |m: &Session| m.realm == RealmId(realm)
+                            && UserKey::of(&m.user) == key && scope.admits(m) && live(m);
+                        let n = model.iter().filter(|m| hit(m)).count();
+                        let op = if terminate {
+                            model.retain(|m| !hit(m));
+                            Op::TerminateUser { realm: RealmId(realm), user: key, scope }
+                        } else {
+                            for m in model.iter_mut().filter(|m| hit(m)) {
+                                m.credential = new.clone();
+                                m.last_refresh = Some(clock.now);
+                            }
+                            Op::RefreshUser { realm: RealmId(realm), user: key, scope, fresh: &new }
+                        };
+                        let got = if batch {
+                            let mut ops = vec![op.clone(); 1];
+                            // A large batch takes the grouped path; the extra operations
+                            // act on a realm no session has.
+                            ops.extend((0..40).map(|_| Op::TerminateUser {
+                                realm: RealmId(9), user: UserKey::of("x"), scope: Scope::Realm,
+                            }));
+                            store.apply(&clock, &ops, &r).remove(0)
+                        } else {
+                            store.apply(&clock, &[op], &r).remove(0)
+                        };
+                        proptest::prop_assert_eq!(got, Ok(Done::Sessions(n)));
+                    }
+                    Step::RefreshSession { id, realm } | Step::TerminateSession { id, realm } => {
+                        let terminate = matches!(st, Step::TerminateSession { .. });
+                        let id = model_id(id);
+                        let within = Within::Realm(RealmId(realm));
+                        let at = model.iter().position(|m| *m.id == *id && live(m) && within.admits(m));
+                        let expected = match at {
+                            None => Done::NoSession,
+                            Some(i) if terminate => { model.remove(i); Done::Sessions(1) }
+                            Some(i) if UserKey::of(&model[i].user).as_str() == "nobody" => Done::UnknownUser,
+                            Some(i) => {
+                                model[i].credential = new.clone();
+                                model[i].last_refresh = Some(clock.now);
+                                Done::Sessions(1)
+                            }
+                        };
+                        let op = if terminate {
+                            Op::TerminateSession { id: &id, within }
+                        } else {
+                            Op::RefreshSession { id: &id, within }
+                        };
+                        proptest::prop_assert_eq!(store.apply(&clock, &[op], &r).remove(0), Ok(expected));
+                    }
+                    Step::Purge { realm } => {
+                        let before = model.len();
+                        model.retain(|m| m.realm != RealmId(realm) || live(m));
+                        proptest::prop_assert_eq!(store.purge_expired(&clock, RealmId(realm)), Ok(before - model.len()));
+                    }
+                }
+                proptest::prop_assert_eq!(store.check_invariants(), Ok(model.len()));
+            }
+            let mut exported = Vec::new();
+            store.export(&mut |s| exported.push(s.clone())).unwrap();
+            model.sort_by_key(|m| m.seq);
+            proptest::prop_assert_eq!(exported, model.clone());
+            for m in &model {
+                let expected = live(m).then(|| m.clone());
+                proptest::prop_assert_eq!(store.get(&m.id, &clock), expected);
+                proptest::prop_assert_eq!(store.owners(&[&m.id]).unwrap(), vec![Some(UserKey::of(&m.user))]);
+            }
+        }
     }
 }

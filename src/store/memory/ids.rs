@@ -1,0 +1,258 @@
+//! The session-id index of the in-memory store: one shard of it, which owns both the ids'
+//! bytes and the table from id to where its session sits.
+//!
+//! Why the shard owns the bytes: a session id is the largest thing a session has (WebSEAL's
+//! are ~56 bytes), and an index keyed by a copy of it, beside the session's own copy, cost
+//! ~120 bytes a session. Here each id is written once, into the shard's arena, and the table
+//! holds 12-byte entries (arena offset, partition, slot) found by the id's hash and
+//! confirmed by comparing bytes in the same arena, under the same lock — no second lock is
+//! needed to tell two ids with one hash apart. A session keeps only its shard and offset.
+//!
+//! Ids share prefixes: WebSEAL's are `base64(server name)_counter`. The part up to the last
+//! `_` is kept once per shard in a short prefix list and an id stores its number there, so an
+//! id costs its counter, not its server's name. Ids without such a prefix are kept whole.
+//!
+//! Arena entry: LEB128 prefix number (0: none, n: `prefixes[n - 1]`), LEB128 length, bytes.
+//! A removed id's bytes stay in the arena until the store is dropped: sessions are only added
+//! by loading, so the arena never holds more than the site loaded.
+
+use std::hash::BuildHasher;
+
+use hashbrown::HashTable;
+
+/// Where a session sits: its partition and slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Loc {
+    pub(super) partition: u32,
+    pub(super) slot: u32,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    offset: u32,
+    loc: Loc,
+}
+
+/// Prefixes kept per shard; ids with a prefix beyond these are stored whole.
+const MAX_PREFIXES: usize = 64;
+/// A shorter prefix is not worth a lookup.
+const MIN_PREFIX: usize = 8;
+
+/// The hash of a session id: picks the shard (bits 40..) and the table bucket.
+pub(super) fn id_hash(id: &str) -> u64 {
+    foldhash::fast::FixedState::with_seed(0x5e55_1011).hash_one(id.as_bytes())
+}
+
+/// The shard of an id of hash `hash`, among `2^bits` shards. Not the top bits (the table's
+/// tags) nor the low ones (its buckets), so the ids of one shard still spread in its table.
+pub(super) fn shard_of(hash: u64, bits: u32) -> usize {
+    ((hash >> 40) as usize) & ((1usize << bits) - 1)
+}
+
+/// One shard of the id index.
+#[derive(Default)]
+pub(super) struct IdShard {
+    arena: Vec<u8>,
+    prefixes: Vec<Box<str>>,
+    table: HashTable<Entry>,
+}
+
+fn put_varint(out: &mut Vec<u8>, mut v: usize) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn get_varint(b: &[u8], pos: &mut usize) -> usize {
+    let (mut v, mut shift) = (0usize, 0);
+    while let Some(&byte) = b.get(*pos) {
+        *pos += 1;
+        v |= usize::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 || shift >= 56 {
+            break;
+        }
+        shift += 7;
+    }
+    v
+}
+
+impl IdShard {
+    /// The id stored at `offset`, as (prefix, rest).
+    pub(super) fn parts(&self, offset: u32) -> (&str, &str) {
+        parts_in(&self.arena, &self.prefixes, offset)
+    }
+
+    /// Appends the id at `offset` to `out`.
+    pub(super) fn write_id(&self, offset: u32, out: &mut String) {
+        let (prefix, rest) = self.parts(offset);
+        out.push_str(prefix);
+        out.push_str(rest);
+    }
+
+    fn matches(&self, offset: u32, id: &str) -> bool {
+        let (prefix, rest) = self.parts(offset);
+        id.len() == prefix.len() + rest.len()
+            && id.as_bytes().starts_with(prefix.as_bytes())
+            && id.as_bytes().ends_with(rest.as_bytes())
+    }
+
+    /// Where the session `id` (of hash `hash`) sits, if the store has it.
+    pub(super) fn find(&self, id: &str, hash: u64) -> Option<Loc> {
+        self.table
+            .find(hash, |e| self.matches(e.offset, id))
+            .map(|e| e.loc)
+    }
+
+    /// Records `id` at `loc` and returns its offset; `Err` with the other session's place
+    /// when the id is already here.
+    pub(super) fn insert(&mut self, id: &str, hash: u64, loc: Loc) -> Result<u32, Loc> {
+        if let Some(other) = self.find(id, hash) {
+            return Err(other);
+        }
+        let offset = u32::try_from(self.arena.len()).expect("under 4 GiB of ids a shard");
+        let (p, rest) = self.split(id);
+        put_varint(&mut self.arena, p);
+        put_varint(&mut self.arena, rest.len());
+        self.arena.extend_from_slice(rest.as_bytes());
+        let entry = Entry { offset, loc };
+        let IdShard {
+            arena,
+            prefixes,
+            table,
+        } = self;
+        // The hasher only runs when the table grows; it reads the ids from the arena.
+        table.insert_unique(hash, entry, |e| rehash(arena, prefixes, e.offset));
+        Ok(offset)
+    }
+
+    /// The prefix number of `id` (0: none) and what follows the prefix.
+    fn split<'a>(&mut self, id: &'a str) -> (usize, &'a str) {
+        let Some(cut) = id.rfind('_').map(|i| i + 1).filter(|c| *c >= MIN_PREFIX) else {
+            return (0, id);
+        };
+        let (prefix, rest) = id.split_at(cut);
+        if let Some(i) = self.prefixes.iter().position(|p| **p == *prefix) {
+            return (i + 1, rest);
+        }
+        if self.prefixes.len() < MAX_PREFIXES {
+            self.prefixes.push(prefix.into());
+            return (self.prefixes.len(), rest);
+        }
+        (0, id)
+    }
+
+    /// Forgets the id stored at `offset` (its bytes stay in the arena).
+    pub(super) fn remove(&mut self, offset: u32) {
+        let mut id = String::new();
+        self.write_id(offset, &mut id);
+        if let Ok(e) = self.table.find_entry(id_hash(&id), |e| e.offset == offset) {
+            e.remove();
+        }
+    }
+
+    /// Room for `n` more ids of about `bytes` bytes each.
+    pub(super) fn reserve(&mut self, n: usize, bytes: usize) {
+        self.arena.reserve(n * bytes);
+        let IdShard {
+            arena,
+            prefixes,
+            table,
+        } = self;
+        table.reserve(n, |e| rehash(arena, prefixes, e.offset));
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    /// Gives back the arena's unused room.
+    pub(super) fn shrink(&mut self) {
+        self.arena.shrink_to_fit();
+    }
+
+    /// The place of every id in the shard (for the store's self-check).
+    pub(super) fn locs(&self) -> impl Iterator<Item = (u32, Loc)> + '_ {
+        self.table.iter().map(|e| (e.offset, e.loc))
+    }
+}
+
+/// The id at `offset` of an arena, as (prefix, rest).
+fn parts_in<'a>(arena: &'a [u8], prefixes: &'a [Box<str>], offset: u32) -> (&'a str, &'a str) {
+    let mut pos = offset as usize;
+    let p = get_varint(arena, &mut pos);
+    let len = get_varint(arena, &mut pos);
+    let prefix = match p {
+        0 => "",
+        n => prefixes.get(n - 1).map_or("", |s| s),
+    };
+    // Only whole `&str`s are copied in, so the bytes are UTF-8 at the boundaries.
+    let rest = arena
+        .get(pos..pos + len)
+        .and_then(|b| std::str::from_utf8(b).ok())
+        .unwrap_or("");
+    (prefix, rest)
+}
+
+/// The hash of the id at `offset`, for the table when it grows.
+fn rehash(arena: &[u8], prefixes: &[Box<str>], offset: u32) -> u64 {
+    let (prefix, rest) = parts_in(arena, prefixes, offset);
+    id_hash(&[prefix, rest].concat())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn loc(slot: u32) -> Loc {
+        Loc { partition: 1, slot }
+    }
+
+    #[test]
+    fn ids_round_trip_share_prefixes_and_refuse_duplicates() {
+        let mut shard = IdShard::default();
+        let ids: Vec<String> = (0..3000)
+            .map(|i| match i % 3 {
+                0 => format!("ZGVmYXVsdC13ZWJzZWFsZA_{i:08}"),
+                1 => format!("c2Vydm  VyMg_x_{i}"),
+                _ => format!("plain-{i}"),
+            })
+            .collect();
+        let mut offsets = Vec::new();
+        for (i, id) in ids.iter().enumerate() {
+            offsets.push(shard.insert(id, id_hash(id), loc(i as u32)).unwrap());
+        }
+        assert_eq!(shard.prefixes.len(), 2, "{:?}", shard.prefixes);
+        for (i, id) in ids.iter().enumerate() {
+            assert_eq!(shard.find(id, id_hash(id)), Some(loc(i as u32)));
+            let mut back = String::new();
+            shard.write_id(offsets[i], &mut back);
+            assert_eq!(&back, id);
+        }
+        assert_eq!(shard.insert(&ids[7], id_hash(&ids[7]), loc(9)), Err(loc(7)));
+        assert_eq!(shard.find("ZGVmYXVsdC13ZWJzZWFsZA_", id_hash("x")), None);
+        shard.remove(offsets[7]);
+        assert_eq!(shard.find(&ids[7], id_hash(&ids[7])), None);
+        assert_eq!(shard.len(), 2999);
+        // Ids of one hash stay apart: compared by their bytes.
+        let mut same = IdShard::default();
+        same.insert("a", 42, loc(1)).unwrap();
+        same.insert("b", 42, loc(2)).unwrap();
+        assert_eq!(same.find("b", 42), Some(loc(2)));
+        assert_eq!(same.find("c", 42), None);
+    }
+
+    #[test]
+    fn many_prefixes_fall_back_to_whole_ids() {
+        let mut shard = IdShard::default();
+        for i in 0..200 {
+            let id = format!("server-number-{i}_1");
+            let off = shard.insert(&id, id_hash(&id), loc(i)).unwrap();
+            let mut back = String::new();
+            shard.write_id(off, &mut back);
+            assert_eq!(back, id);
+        }
+        assert_eq!(shard.prefixes.len(), MAX_PREFIXES);
+    }
+}

@@ -2,11 +2,12 @@
 //! `registry.jsonl` (contract §9), or from a directory (contract §12, [`crate::directory`]).
 //! One registry serves every realm, as in ISVA.
 
-use std::collections::HashMap;
+use std::hash::BuildHasher;
 use std::io::Write;
 use std::path::Path;
 
 use compact_str::CompactString;
+use hashbrown::HashTable;
 use rayon::prelude::*;
 use serde::Deserialize;
 
@@ -56,7 +57,14 @@ impl UserEntry {
 #[derive(Debug, Clone, Default)]
 pub struct Registry {
     users: Vec<UserEntry>,
-    index: HashMap<CompactString, u32, foldhash::fast::RandomState>,
+    /// Entry numbers by the hash of the folded name ([`name_hash`]). The names are not
+    /// copied into the index: at a million users a map keyed by them cost ~70 MB.
+    index: HashTable<u32>,
+}
+
+/// The index's hash of a folded user name.
+fn name_hash(folded: &str) -> u64 {
+    foldhash::fast::FixedState::with_seed(0x7265_6769).hash_one(folded.as_bytes())
 }
 
 #[derive(Deserialize)]
@@ -120,10 +128,18 @@ impl Registry {
     /// Builds a registry from entries; a user given twice (in any case) is reported with the
     /// index of both entries.
     fn from_entries(users: Vec<UserEntry>) -> Result<Self, (usize, usize, String)> {
-        let mut index = HashMap::with_capacity_and_hasher(users.len(), Default::default());
+        let mut index: HashTable<u32> = HashTable::with_capacity(users.len());
+        let rehash = |j: &u32| name_hash(&fold(&users[*j as usize].name));
         for (i, u) in users.iter().enumerate() {
-            if let Some(prev) = index.insert(fold(&u.name), i as u32) {
-                return Err((prev as usize, i, u.name.to_string()));
+            let folded = fold(&u.name);
+            let h = name_hash(&folded);
+            match index.entry(h, |j| fold(&users[*j as usize].name) == folded, rehash) {
+                hashbrown::hash_table::Entry::Occupied(prev) => {
+                    return Err((*prev.get() as usize, i, u.name.to_string()));
+                }
+                hashbrown::hash_table::Entry::Vacant(slot) => {
+                    slot.insert(i as u32);
+                }
             }
         }
         Ok(Self { users, index })
@@ -259,8 +275,11 @@ impl Registry {
     }
 
     pub fn get(&self, user: &str) -> Option<&UserEntry> {
+        let folded = fold(user);
         self.index
-            .get(&fold(user))
+            .find(name_hash(&folded), |i| {
+                fold(&self.users[*i as usize].name) == folded
+            })
             .map(|i| &self.users[*i as usize])
     }
 

@@ -56,27 +56,13 @@ impl fmt::Display for DuplicateAttr {
     }
 }
 
-fn put_varint(out: &mut Vec<u8>, mut v: u32) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
+fn put_varint(out: &mut Vec<u8>, v: u32) {
+    crate::leb128::put(out, u64::from(v));
 }
 
 /// Reads a varint at `*pos`; a malformed blob reads as 0 (blobs are only made here).
 fn get_varint(b: &[u8], pos: &mut usize) -> u32 {
-    let mut v: u32 = 0;
-    let mut shift = 0;
-    while let Some(&byte) = b.get(*pos) {
-        *pos += 1;
-        v |= u32::from(byte & 0x7f) << shift;
-        if byte & 0x80 == 0 || shift >= 28 {
-            break;
-        }
-        shift += 7;
-    }
-    v
+    u32::try_from(crate::leb128::get(b, pos)).unwrap_or(0)
 }
 
 /// A borrowed attribute value.

@@ -31,6 +31,7 @@ pub mod time;
 pub(crate) mod fold;
 pub(crate) mod hash;
 pub(crate) mod intern;
+pub(crate) mod leb128;
 pub(crate) mod lines;
 pub mod located;
 pub(crate) mod ordered;

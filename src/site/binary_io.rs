@@ -2,12 +2,8 @@
 //! cache): LEB128 numbers and strings, a bounds-checked cursor over bytes, and a stream that
 //! reads a file front to back through its own buffer with the checksum running per chunk.
 
-pub(super) fn put_varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
+pub(super) fn put_varint(out: &mut Vec<u8>, v: u64) {
+    crate::leb128::put(out, v);
 }
 
 /// A LEB128 number from the bytes `next` gives; at most ten of them.

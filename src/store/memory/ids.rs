@@ -57,25 +57,12 @@ pub(super) struct IdShard {
     table: HashTable<Entry>,
 }
 
-fn put_varint(out: &mut Vec<u8>, mut v: usize) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
+fn put_varint(out: &mut Vec<u8>, v: usize) {
+    crate::leb128::put(out, v as u64);
 }
 
 fn get_varint(b: &[u8], pos: &mut usize) -> usize {
-    let (mut v, mut shift) = (0usize, 0);
-    while let Some(&byte) = b.get(*pos) {
-        *pos += 1;
-        v |= usize::from(byte & 0x7f) << shift;
-        if byte & 0x80 == 0 || shift >= 56 {
-            break;
-        }
-        shift += 7;
-    }
-    v
+    usize::try_from(crate::leb128::get(b, pos)).unwrap_or(usize::MAX)
 }
 
 impl IdShard {

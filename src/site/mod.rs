@@ -240,7 +240,6 @@ impl Site {
                 let cached = source.is_some_and(|s| binary::source_of(&bin) == Some(s));
                 // A cache that fails to load is only a cache: the file itself is read.
                 if cached && binary::load(&bin, topology, &store).is_ok() {
-                    store.shrink();
                     return Ok(store);
                 }
                 if source.is_some() {
@@ -262,7 +261,6 @@ impl Site {
                 }
             }
         }
-        store.shrink();
         Ok(store)
     }
 
@@ -273,7 +271,6 @@ impl Site {
         let sessions = Self::sessions_path(dir);
         let before = binary::Source::of(&sessions);
         snapshot::load(&sessions, topology, &store)?;
-        store.shrink();
         if let Some(src) = before.filter(|s| s.len >= CACHE_MIN_BYTES) {
             // Named by what was read, so a file replaced meanwhile never matches it.
             let _ = binary::save_with_source(&Self::binary_path(dir), topology, &store, src);

@@ -154,11 +154,6 @@ impl IdShard {
         self.table.len()
     }
 
-    /// Gives back the arena's unused room.
-    pub(super) fn shrink(&mut self) {
-        self.arena.shrink_to_fit();
-    }
-
     /// The place of every id in the shard (for the store's self-check).
     pub(super) fn locs(&self) -> impl Iterator<Item = (u32, Loc)> + '_ {
         self.table.iter().map(|e| (e.offset, e.loc))

@@ -179,18 +179,10 @@ impl MemoryStore {
         self.ids.iter().map(|s| s.0.read().len()).sum()
     }
 
-    /// Gives back the slack of the tables (they grow by doubling while loading).
-    pub fn shrink(&self) {
-        for p in &self.partitions {
-            p.0.write().shrink();
-        }
-        for s in &self.ids {
-            s.0.write().shrink();
-        }
-    }
-
     /// Prepares room for about `sessions` more sessions (a loader that knows the count calls
-    /// it first, so tables are sized once instead of growing by rehashing).
+    /// it first, so tables are sized once instead of growing by rehashing). Room never used
+    /// is never touched, so it costs address space, not memory: nothing is shrunk after a
+    /// load (shrinking the slots copied them, and raised the peak by their size).
     pub fn reserve(&self, sessions: usize) {
         let n = self.partitions.len();
         // Hashing spreads sessions evenly; a little headroom covers the variance.

@@ -120,12 +120,6 @@ impl Partition {
             .reserve(users, |i| user_hash(&users_now[*i as usize]));
     }
 
-    pub(super) fn shrink(&mut self) {
-        self.slots.shrink_to_fit();
-        self.users.shrink_to_fit();
-        self.free.shrink_to_fit();
-    }
-
     /// The user table index of (realm, user), whose partition hash is `h`.
     pub(super) fn user_index(&self, realm: RealmId, user: &str, h: u64) -> Option<u32> {
         self.index

@@ -24,7 +24,7 @@ use rayon::prelude::*;
 
 use self::ids::{IdShard, Loc, id_hash, shard_of};
 pub use self::partition::NewSession;
-use self::partition::{Key, Locked, Partition};
+use self::partition::{Key, Locked, Partition, Slot};
 use super::{Applied, Done, Op, Refresher, SessionStore, StoreError};
 use crate::hash::stable_hash;
 use crate::ids::{RealmId, ReplicaSetId, UserKey};
@@ -140,7 +140,7 @@ impl MemoryStore {
             return false;
         }
         let s = &part.slots[slot as usize];
-        let shard = self.ids[s.id_shard as usize].0.read();
+        let shard = self.ids[s.id_shard() as usize].0.read();
         let (prefix, rest) = shard.parts(s.id_offset);
         id.len() == prefix.len() + rest.len() && id.starts_with(prefix) && id.ends_with(rest)
     }
@@ -230,7 +230,7 @@ impl MemoryStore {
                     part.slots
                         .get(other.slot as usize)
                         .filter(|_| !part.is_free(other.slot))
-                        .map_or(0, |s| s.seq)
+                        .map_or(0, Slot::seq)
                 };
                 let existing_seq = if other.partition as usize == p {
                     seq_at(&part)
@@ -283,7 +283,7 @@ impl MemoryStore {
             sessions += 1;
             let s = &part.slots[si as usize];
             id.clear();
-            self.ids[s.id_shard as usize]
+            self.ids[s.id_shard() as usize]
                 .0
                 .read()
                 .write_id(s.id_offset, &mut id);
@@ -352,7 +352,7 @@ impl MemoryStore {
         let mut id = String::new();
         for slot in slots {
             let s = &part.slots[slot as usize];
-            view.write(s.id_shard, s.id_offset, &mut id);
+            view.write(s.id_shard(), s.id_offset, &mut id);
             if let Some(session) = part.session(slot, &id) {
                 f(&session);
             }
@@ -481,7 +481,7 @@ impl SessionStore for MemoryStore {
         for (pi, part) in guards.iter().enumerate() {
             for (si, s) in part.slots.iter().enumerate() {
                 if !part.is_free(si as u32) {
-                    order.push((s.seq, pi as u32, si as u32));
+                    order.push((s.seq(), pi as u32, si as u32));
                 }
             }
         }
@@ -490,7 +490,7 @@ impl SessionStore for MemoryStore {
         for (_, pi, si) in order {
             let part = &guards[pi as usize];
             let s = &part.slots[si as usize];
-            view.write(s.id_shard, s.id_offset, &mut id);
+            view.write(s.id_shard(), s.id_offset, &mut id);
             if let Some(session) = part.session(si, &id) {
                 f(&session);
             }

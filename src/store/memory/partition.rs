@@ -31,9 +31,10 @@ pub(super) const NONE: u32 = u32::MAX;
 /// `last_refresh` of a session never refreshed.
 const NEVER: i64 = i64::MIN;
 
-/// One session, less what is kept elsewhere (id, user name).
+/// One session, less what is kept elsewhere (id, user name): 64 bytes.
 pub(super) struct Slot {
-    pub(super) seq: u64,
+    /// The session's `seq` (48 bits) and its id's shard in the id index (16 bits).
+    seq_shard: u64,
     pub(super) created: i64,
     pub(super) last_access: i64,
     last_refresh: i64,
@@ -47,7 +48,22 @@ pub(super) struct Slot {
     next: u32,
     pub(super) replica_set: ReplicaSetId,
     pub(super) server: ServerId,
-    pub(super) id_shard: u16,
+}
+
+const _: () = assert!(std::mem::size_of::<Slot>() == 64);
+
+/// The largest `seq` a slot keeps; loaders number sessions from 1 (or by line), so a larger
+/// one never occurs, and would only lose its place in the export order.
+const MAX_SEQ: u64 = (1 << 48) - 1;
+
+impl Slot {
+    pub(super) fn seq(&self) -> u64 {
+        self.seq_shard >> 16
+    }
+
+    pub(super) fn id_shard(&self) -> u16 {
+        (self.seq_shard & 0xffff) as u16
+    }
 }
 
 /// A (realm, user) with sessions here.
@@ -199,7 +215,7 @@ impl Partition {
             .find(|c| **c == *s.credential)
             .cloned();
         let record = Slot {
-            seq: s.seq,
+            seq_shard: (s.seq.min(MAX_SEQ) << 16) | u64::from(id.0),
             created: s.created,
             last_access: s.last_access,
             last_refresh: s.last_refresh.unwrap_or(NEVER),
@@ -209,7 +225,6 @@ impl Partition {
             next: head,
             replica_set: s.replica_set,
             server: s.server,
-            id_shard: id.0,
         };
         if (slot as usize) < self.slots.len() {
             self.slots[slot as usize] = record;
@@ -262,7 +277,7 @@ impl Partition {
     /// leaves the table.
     pub(super) fn free_slot(&mut self, slot: u32) -> Option<(u16, u32)> {
         let s = self.slots.get(slot as usize).filter(|s| s.user != NONE)?;
-        let (user, next, id) = (s.user, s.next, (s.id_shard, s.id_offset));
+        let (user, next, id) = (s.user, s.next, (s.id_shard(), s.id_offset));
         // Unlink from the user's chain.
         if self.users[user as usize].head == slot {
             self.users[user as usize].head = next;
@@ -308,7 +323,7 @@ impl Partition {
         let s = self.slots.get(slot as usize)?;
         let u = self.slot_user(slot)?;
         Some(Session {
-            seq: s.seq,
+            seq: s.seq(),
             id: id.into(),
             user: self.spelled(slot).into(),
             realm: u.realm,

@@ -3,34 +3,31 @@
 //!
 //! Why the shard owns the bytes: a session id is the largest thing a session has (WebSEAL's
 //! are ~56 bytes), and an index keyed by a copy of it, beside the session's own copy, cost
-//! ~120 bytes a session. Here each id is written once, into the shard's arena, and the table
-//! holds 12-byte entries (arena offset, partition, slot) found by the id's hash and
-//! confirmed by comparing bytes in the same arena, under the same lock — no second lock is
-//! needed to tell two ids with one hash apart. A session keeps only its shard and offset.
+//! ~120 bytes a session. Here each id is written once, into the shard's arena, with the place
+//! of its session, and the table holds only the records' 4-byte offsets, found by the id's
+//! hash and confirmed by comparing bytes in the same arena, under the same lock — no second
+//! lock is needed to tell two ids with one hash apart. A session keeps only its shard and
+//! offset.
 //!
 //! Ids share prefixes: WebSEAL's are `base64(server name)_counter`. The part up to the last
 //! `_` is kept once per shard in a short prefix list and an id stores its number there, so an
 //! id costs its counter, not its server's name. Ids without such a prefix are kept whole.
 //!
-//! Arena entry: LEB128 prefix number (0: none, n: `prefixes[n - 1]`), LEB128 length, bytes.
-//! A removed id's bytes stay in the arena until the store is dropped: sessions are only added
-//! by loading, so the arena never holds more than the site loaded.
+//! Arena record: partition and slot (u32 LE each), LEB128 prefix number (0: none, n:
+//! `prefixes[n - 1]`), LEB128 length, bytes. A removed id's record stays in the arena until
+//! the store is dropped: sessions are only added by loading, so the arena never holds more
+//! than the site loaded.
 
 use std::hash::BuildHasher;
 
 use hashbrown::HashTable;
+use hashbrown::hash_table::Entry;
 
 /// Where a session sits: its partition and slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Loc {
     pub(super) partition: u32,
     pub(super) slot: u32,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Entry {
-    offset: u32,
-    loc: Loc,
 }
 
 /// Prefixes kept per shard; ids with a prefix beyond these are stored whole.
@@ -54,7 +51,8 @@ pub(super) fn shard_of(hash: u64, bits: u32) -> usize {
 pub(super) struct IdShard {
     arena: Vec<u8>,
     prefixes: Vec<Box<str>>,
-    table: HashTable<Entry>,
+    /// Offsets of the records in `arena`, by the id's hash.
+    table: HashTable<u32>,
 }
 
 fn put_varint(out: &mut Vec<u8>, v: usize) {
@@ -63,6 +61,51 @@ fn put_varint(out: &mut Vec<u8>, v: usize) {
 
 fn get_varint(b: &[u8], pos: &mut usize) -> usize {
     usize::try_from(crate::leb128::get(b, pos)).unwrap_or(usize::MAX)
+}
+
+/// The place written at the head of the record at `offset`.
+fn loc_in(arena: &[u8], offset: u32) -> Loc {
+    let at = offset as usize;
+    let word = |i: usize| {
+        arena
+            .get(at + i..at + i + 4)
+            .and_then(|b| b.try_into().ok())
+            .map_or(u32::MAX, u32::from_le_bytes)
+    };
+    Loc {
+        partition: word(0),
+        slot: word(4),
+    }
+}
+
+/// The id of the record at `offset`, as (prefix, rest).
+fn parts_in<'a>(arena: &'a [u8], prefixes: &'a [Box<str>], offset: u32) -> (&'a str, &'a str) {
+    let mut pos = offset as usize + 8;
+    let p = get_varint(arena, &mut pos);
+    let len = get_varint(arena, &mut pos);
+    let prefix = match p {
+        0 => "",
+        n => prefixes.get(n - 1).map_or("", |s| s),
+    };
+    // Only whole `&str`s are copied in, so the bytes are UTF-8 at the boundaries.
+    let rest = arena
+        .get(pos..pos.saturating_add(len))
+        .and_then(|b| std::str::from_utf8(b).ok())
+        .unwrap_or("");
+    (prefix, rest)
+}
+
+fn matches_in(arena: &[u8], prefixes: &[Box<str>], offset: u32, id: &str) -> bool {
+    let (prefix, rest) = parts_in(arena, prefixes, offset);
+    id.len() == prefix.len() + rest.len()
+        && id.as_bytes().starts_with(prefix.as_bytes())
+        && id.as_bytes().ends_with(rest.as_bytes())
+}
+
+/// The hash of the id at `offset`, for the table when it grows.
+fn rehash(arena: &[u8], prefixes: &[Box<str>], offset: u32) -> u64 {
+    let (prefix, rest) = parts_in(arena, prefixes, offset);
+    id_hash(&[prefix, rest].concat())
 }
 
 impl IdShard {
@@ -78,40 +121,41 @@ impl IdShard {
         out.push_str(rest);
     }
 
-    fn matches(&self, offset: u32, id: &str) -> bool {
-        let (prefix, rest) = self.parts(offset);
-        id.len() == prefix.len() + rest.len()
-            && id.as_bytes().starts_with(prefix.as_bytes())
-            && id.as_bytes().ends_with(rest.as_bytes())
-    }
-
     /// Where the session `id` (of hash `hash`) sits, if the store has it.
     pub(super) fn find(&self, id: &str, hash: u64) -> Option<Loc> {
+        let (arena, prefixes) = (&self.arena, &self.prefixes);
         self.table
-            .find(hash, |e| self.matches(e.offset, id))
-            .map(|e| e.loc)
+            .find(hash, |o| matches_in(arena, prefixes, *o, id))
+            .map(|o| loc_in(arena, *o))
     }
 
     /// Records `id` at `loc` and returns its offset; `Err` with the other session's place
-    /// when the id is already here.
+    /// when the id is already here. One probe of the table either way.
     pub(super) fn insert(&mut self, id: &str, hash: u64, loc: Loc) -> Result<u32, Loc> {
-        if let Some(other) = self.find(id, hash) {
-            return Err(other);
-        }
-        let offset = u32::try_from(self.arena.len()).expect("under 4 GiB of ids a shard");
         let (p, rest) = self.split(id);
-        put_varint(&mut self.arena, p);
-        put_varint(&mut self.arena, rest.len());
-        self.arena.extend_from_slice(rest.as_bytes());
-        let entry = Entry { offset, loc };
         let IdShard {
             arena,
             prefixes,
             table,
         } = self;
-        // The hasher only runs when the table grows; it reads the ids from the arena.
-        table.insert_unique(hash, entry, |e| rehash(arena, prefixes, e.offset));
-        Ok(offset)
+        let offset = u32::try_from(arena.len()).expect("under 4 GiB of ids a shard");
+        match table.entry(
+            hash,
+            |o| matches_in(arena, prefixes, *o, id),
+            // Runs only when the table grows; it reads the ids from the arena.
+            |o| rehash(arena, prefixes, *o),
+        ) {
+            Entry::Occupied(other) => Err(loc_in(arena, *other.get())),
+            Entry::Vacant(slot) => {
+                slot.insert(offset);
+                arena.extend_from_slice(&loc.partition.to_le_bytes());
+                arena.extend_from_slice(&loc.slot.to_le_bytes());
+                put_varint(arena, p);
+                put_varint(arena, rest.len());
+                arena.extend_from_slice(rest.as_bytes());
+                Ok(offset)
+            }
+        }
     }
 
     /// The prefix number of `id` (0: none) and what follows the prefix.
@@ -130,24 +174,24 @@ impl IdShard {
         (0, id)
     }
 
-    /// Forgets the id stored at `offset` (its bytes stay in the arena).
+    /// Forgets the id stored at `offset` (its record stays in the arena).
     pub(super) fn remove(&mut self, offset: u32) {
         let mut id = String::new();
         self.write_id(offset, &mut id);
-        if let Ok(e) = self.table.find_entry(id_hash(&id), |e| e.offset == offset) {
+        if let Ok(e) = self.table.find_entry(id_hash(&id), |o| *o == offset) {
             e.remove();
         }
     }
 
-    /// Room for `n` more ids of about `bytes` bytes each.
+    /// Room for `n` more ids of about `bytes` bytes each (their records).
     pub(super) fn reserve(&mut self, n: usize, bytes: usize) {
-        self.arena.reserve(n * bytes);
         let IdShard {
             arena,
             prefixes,
             table,
         } = self;
-        table.reserve(n, |e| rehash(arena, prefixes, e.offset));
+        arena.reserve(n * (bytes + 8));
+        table.reserve(n, |o| rehash(arena, prefixes, *o));
     }
 
     pub(super) fn len(&self) -> usize {
@@ -156,31 +200,8 @@ impl IdShard {
 
     /// The place of every id in the shard (for the store's self-check).
     pub(super) fn locs(&self) -> impl Iterator<Item = (u32, Loc)> + '_ {
-        self.table.iter().map(|e| (e.offset, e.loc))
+        self.table.iter().map(|o| (*o, loc_in(&self.arena, *o)))
     }
-}
-
-/// The id at `offset` of an arena, as (prefix, rest).
-fn parts_in<'a>(arena: &'a [u8], prefixes: &'a [Box<str>], offset: u32) -> (&'a str, &'a str) {
-    let mut pos = offset as usize;
-    let p = get_varint(arena, &mut pos);
-    let len = get_varint(arena, &mut pos);
-    let prefix = match p {
-        0 => "",
-        n => prefixes.get(n - 1).map_or("", |s| s),
-    };
-    // Only whole `&str`s are copied in, so the bytes are UTF-8 at the boundaries.
-    let rest = arena
-        .get(pos..pos + len)
-        .and_then(|b| std::str::from_utf8(b).ok())
-        .unwrap_or("");
-    (prefix, rest)
-}
-
-/// The hash of the id at `offset`, for the table when it grows.
-fn rehash(arena: &[u8], prefixes: &[Box<str>], offset: u32) -> u64 {
-    let (prefix, rest) = parts_in(arena, prefixes, offset);
-    id_hash(&[prefix, rest].concat())
 }
 
 #[cfg(test)]

@@ -309,7 +309,12 @@ fn read_names<I: std::io::Read>(r: &mut Stream<I>, topology: &Topology) -> R<Vec
 /// Credentials are read this many at a time, then decoded in parallel.
 const CRED_BATCH: usize = 1 << 15;
 /// Session blocks read at a time, then parsed (and inserted) in parallel.
-const BLOCK_BATCH: usize = 4;
+/// Session blocks read at a time: one per worker thread (at least two), so every thread
+/// parses a block while the buffers stay a few megabytes a thread (each block is ~6 MB at
+/// 65,536 sessions, and the buffers count in the load's peak).
+fn block_batch() -> usize {
+    rayon::current_num_threads().max(2)
+}
 
 /// The credentials: read in batches into one buffer each, decoded in parallel.
 fn read_creds<I: std::io::Read>(r: &mut Stream<I>, syms: &[Sym]) -> R<Vec<Credential>> {
@@ -373,8 +378,9 @@ fn parse<I: std::io::Read>(
     store.reserve(n_sessions);
     // A few blocks at a time: read in order, parsed and inserted in parallel (per-partition
     // locks); a duplicate id is reported by both session numbers.
-    for first in (0..n_blocks).step_by(BLOCK_BATCH) {
-        let last = (first + BLOCK_BATCH).min(n_blocks);
+    let batch = block_batch();
+    for first in (0..n_blocks).step_by(batch) {
+        let last = (first + batch).min(n_blocks);
         let mut bufs = Vec::with_capacity(last - first);
         for block in first..last {
             let end = offsets.get(block + 1).copied().unwrap_or(region);

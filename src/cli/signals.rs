@@ -39,7 +39,11 @@ pub fn install(interrupt: Interrupt) -> Result<()> {
                     );
                     continue;
                 }
-                if smsrefresh::site::replaced_a_file() {
+                // No file is renamed into place from this look until the exit: a save that
+                // lands between them would leave the site changed without results.
+                let held = smsrefresh::site::hold_renames();
+                if held.replaced_a_file() {
+                    drop(held);
                     // The site is saved already: stopping now would leave results behind
                     // it. Publishing them takes a moment; the run ends right after.
                     let _ = writeln!(

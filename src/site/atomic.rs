@@ -35,8 +35,43 @@ pub fn replaced_a_file() -> bool {
     REPLACED.load(std::sync::atomic::Ordering::SeqCst)
 }
 
-fn mark_replaced() {
+/// Held while a file is renamed into place, and by a signal handler deciding whether to stop
+/// at once: the decision and a rename never interleave, so a run is never stopped between
+/// replacing the site and publishing its results.
+static RENAMING: Mutex<()> = Mutex::new(());
+
+/// Renames `tmp` over `target` and records that a file was replaced, as one step for
+/// [`hold_renames`].
+fn rename_into_place(tmp: &Path, target: &Path) -> io::Result<()> {
+    let _held = RENAMING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    fs::rename(tmp, target)?;
     REPLACED.store(true, std::sync::atomic::Ordering::SeqCst);
+    Ok(())
+}
+
+/// No file is renamed into place while this is held.
+pub struct RenamesHeld {
+    _held: std::sync::MutexGuard<'static, ()>,
+}
+
+impl RenamesHeld {
+    /// Whether this process replaced a file before the hold began.
+    pub fn replaced_a_file(&self) -> bool {
+        replaced_a_file()
+    }
+}
+
+/// Stops renames into place until the result is dropped: a process deciding to exit at once
+/// holds it, so nothing is saved between its look at [`RenamesHeld::replaced_a_file`] and its
+/// exit.
+pub fn hold_renames() -> RenamesHeld {
+    RenamesHeld {
+        _held: RENAMING
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    }
 }
 
 /// Removes every temporary file being written (for a process about to exit at once).
@@ -129,8 +164,7 @@ impl Staged {
             .into_inner()
             .map_err(|e| SiteError::io(&self.tmp, e.into_error()))?;
         file.sync_all().map_err(|e| SiteError::io(&self.tmp, e))?;
-        fs::rename(&self.tmp, &self.target).map_err(|e| SiteError::io(&self.target, e))?;
-        mark_replaced();
+        rename_into_place(&self.tmp, &self.target).map_err(|e| SiteError::io(&self.target, e))?;
         pending(None, Some(&self.tmp));
         sync_dir(&self.dir);
         Ok(())
@@ -142,8 +176,19 @@ impl Write for Staged {
         self.file.as_mut().map_or(Ok(buf.len()), |f| f.write(buf))
     }
 
+    /// Flushes, and for a file to be renamed, makes its bytes durable now: a run flushes
+    /// its results once they are all written, before it saves the site, so that after the
+    /// site's rename only the results' own rename is left — the moment a SIGKILL could find
+    /// the site saved and its results not yet in place shrinks to two renames.
     fn flush(&mut self) -> io::Result<()> {
-        self.file.as_mut().map_or(Ok(()), Write::flush)
+        let Some(out) = self.file.as_mut() else {
+            return Ok(());
+        };
+        out.flush()?;
+        if self.direct {
+            return Ok(());
+        }
+        out.get_ref().sync_data()
     }
 }
 
@@ -202,8 +247,7 @@ pub fn write(
             .into_inner()
             .map_err(|e| SiteError::io(&tmp, e.into_error()))?;
         file.sync_all().map_err(|e| SiteError::io(&tmp, e))?;
-        fs::rename(&tmp, path).map_err(|e| SiteError::io(path, e))?;
-        mark_replaced();
+        rename_into_place(&tmp, path).map_err(|e| SiteError::io(path, e))?;
         sync_dir(dir);
         Ok(())
     })();

@@ -16,7 +16,7 @@ pub mod topology;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-pub use atomic::{Staged, remove_pending_temp_files, replaced_a_file};
+pub use atomic::{RenamesHeld, Staged, hold_renames, remove_pending_temp_files, replaced_a_file};
 pub use error::{Located, SiteError};
 pub use registry::Registry;
 pub use registry_source::{RegistryKind, RegistryOptions, RegistrySource};

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 /// threads and freed by others) it is markedly faster and leaner than glibc's allocator; see
 /// docs/performance.md for the measurements. Built with `no_thp`: asking for transparent huge
 /// pages made a 1M-user load keep ~95 MB more resident and stall on compaction when memory
-/// was fragmented (docs/performance.md).
+/// was fragmented; the cost is a longer per-command tail on very large stores (docs/decisions.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

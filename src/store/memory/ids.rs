@@ -22,6 +22,7 @@ use std::hash::BuildHasher;
 
 use hashbrown::HashTable;
 use hashbrown::hash_table::Entry;
+use smallvec::SmallVec;
 
 /// Where a session sits: its partition and slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,7 +38,11 @@ const MIN_PREFIX: usize = 8;
 
 /// The hash of a session id: picks the shard (bits 40..) and the table bucket.
 pub(super) fn id_hash(id: &str) -> u64 {
-    foldhash::fast::FixedState::with_seed(0x5e55_1011).hash_one(id.as_bytes())
+    id_hash_bytes(id.as_bytes())
+}
+
+fn id_hash_bytes(id: &[u8]) -> u64 {
+    foldhash::fast::FixedState::with_seed(0x5e55_1011).hash_one(id)
 }
 
 /// The shard of an id of hash `hash`, among `2^bits` shards. Not the top bits (the table's
@@ -102,15 +107,19 @@ fn matches_in(arena: &[u8], prefixes: &[Box<str>], offset: u32, id: &str) -> boo
         && id.as_bytes().ends_with(rest.as_bytes())
 }
 
-/// The hash of the id at `offset`, for the table when it grows.
+/// The hash of the id at `offset` (for the table when it grows, and to remove an id),
+/// assembled on the stack for ids of up to 128 bytes.
 fn rehash(arena: &[u8], prefixes: &[Box<str>], offset: u32) -> u64 {
     let (prefix, rest) = parts_in(arena, prefixes, offset);
-    id_hash(&[prefix, rest].concat())
+    let mut id: SmallVec<[u8; 128]> = SmallVec::with_capacity(prefix.len() + rest.len());
+    id.extend_from_slice(prefix.as_bytes());
+    id.extend_from_slice(rest.as_bytes());
+    id_hash_bytes(&id)
 }
 
 impl IdShard {
     /// The id stored at `offset`, as (prefix, rest).
-    pub(super) fn parts(&self, offset: u32) -> (&str, &str) {
+    fn parts(&self, offset: u32) -> (&str, &str) {
         parts_in(&self.arena, &self.prefixes, offset)
     }
 
@@ -174,11 +183,15 @@ impl IdShard {
         (0, id)
     }
 
+    /// Whether the record at `offset` holds `id`.
+    pub(super) fn holds(&self, offset: u32, id: &str) -> bool {
+        matches_in(&self.arena, &self.prefixes, offset, id)
+    }
+
     /// Forgets the id stored at `offset` (its record stays in the arena).
     pub(super) fn remove(&mut self, offset: u32) {
-        let mut id = String::new();
-        self.write_id(offset, &mut id);
-        if let Ok(e) = self.table.find_entry(id_hash(&id), |o| *o == offset) {
+        let hash = rehash(&self.arena, &self.prefixes, offset);
+        if let Ok(e) = self.table.find_entry(hash, |o| *o == offset) {
             e.remove();
         }
     }

@@ -71,11 +71,12 @@ impl Default for MemoryStore {
 struct IdView<'a>(Vec<RwLockReadGuard<'a, IdShard>>);
 
 impl IdView<'_> {
-    fn write(&self, shard: u16, offset: u32, out: &mut String) {
-        out.clear();
-        if let Some(s) = self.0.get(shard as usize) {
-            s.write_id(offset, out);
-        }
+    /// The session in `slot` of `part` as a [`Session`]; `id` is scratch for its id's text.
+    fn session(&self, part: &Partition, slot: u32, id: &mut String) -> Option<Session> {
+        let s = part.slots.get(slot as usize)?;
+        id.clear();
+        self.0.get(s.id_shard() as usize)?.write_id(s.id_offset, id);
+        part.session(slot, id)
     }
 }
 
@@ -140,9 +141,10 @@ impl MemoryStore {
             return false;
         }
         let s = &part.slots[slot as usize];
-        let shard = self.ids[s.id_shard() as usize].0.read();
-        let (prefix, rest) = shard.parts(s.id_offset);
-        id.len() == prefix.len() + rest.len() && id.starts_with(prefix) && id.ends_with(rest)
+        self.ids[s.id_shard() as usize]
+            .0
+            .read()
+            .holds(s.id_offset, id)
     }
 
     /// The partition an operation concerns; `None` for a session id the store lacks.
@@ -341,23 +343,6 @@ impl MemoryStore {
         }
         out
     }
-
-    /// Calls `f` with each session of `part` that `keep` admits, as a [`Session`].
-    fn each_session(
-        part: &Partition,
-        view: &IdView<'_>,
-        slots: impl Iterator<Item = u32>,
-        f: &mut dyn FnMut(&Session),
-    ) {
-        let mut id = String::new();
-        for slot in slots {
-            let s = &part.slots[slot as usize];
-            view.write(s.id_shard(), s.id_offset, &mut id);
-            if let Some(session) = part.session(slot, &id) {
-                f(&session);
-            }
-        }
-    }
 }
 
 impl SessionStore for MemoryStore {
@@ -426,11 +411,17 @@ impl SessionStore for MemoryStore {
         for p in &self.partitions {
             let part = p.0.read();
             let view = self.id_view();
-            let slots = (0..part.slots.len() as u32).filter(|slot| {
-                part.live(*slot, clock)
-                    && realm.is_none_or(|r| part.slot_user(*slot).is_some_and(|u| u.realm == r))
-            });
-            Self::each_session(&part, &view, slots, f);
+            let mut id = String::new();
+            for slot in 0..part.slots.len() as u32 {
+                let admitted = part.live(slot, clock)
+                    && realm.is_none_or(|r| part.slot_user(slot).is_some_and(|u| u.realm == r));
+                if let Some(session) = admitted
+                    .then(|| view.session(&part, slot, &mut id))
+                    .flatten()
+                {
+                    f(&session);
+                }
+            }
         }
         Ok(())
     }
@@ -488,10 +479,7 @@ impl SessionStore for MemoryStore {
         order.sort_unstable();
         let mut id = String::new();
         for (_, pi, si) in order {
-            let part = &guards[pi as usize];
-            let s = &part.slots[si as usize];
-            view.write(s.id_shard(), s.id_offset, &mut id);
-            if let Some(session) = part.session(si, &id) {
+            if let Some(session) = view.session(&guards[pi as usize], si, &mut id) {
                 f(&session);
             }
         }

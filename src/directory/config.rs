@@ -27,6 +27,8 @@ pub struct UserMapping {
     /// The root DN when not given: every entry of a file.
     pub base: Dn,
     pub base_text: String,
+    /// Where `base` was set (`directory.yaml:LINE`), for messages; `None` for the default.
+    pub base_from: Option<String>,
     pub filter: Filter,
     /// The attribute type whose first value is the user name (lower case).
     pub name: String,
@@ -45,6 +47,8 @@ pub enum Membership {
 pub struct GroupMapping {
     pub base: Dn,
     pub base_text: String,
+    /// Where `base` was set (`directory.yaml:LINE`), for messages; `None` for the default.
+    pub base_from: Option<String>,
     pub filter: Filter,
     /// The attribute type whose first value is the group name (lower case).
     pub name: String,
@@ -68,12 +72,14 @@ impl Default for Mapping {
             users: UserMapping {
                 base: Dn::root(),
                 base_text: String::new(),
+                base_from: None,
                 filter: parse(DEFAULT_USER_FILTER),
                 name: "uid".into(),
             },
             groups: GroupMapping {
                 base: Dn::root(),
                 base_text: String::new(),
+                base_from: None,
                 filter: parse(DEFAULT_GROUP_FILTER),
                 name: "cn".into(),
                 membership: Membership::Members(vec!["member".into(), "uniquemember".into()]),
@@ -183,6 +189,9 @@ enum OneOrMany {
     Many(Vec<String>),
 }
 
+/// A base DN, as written, and where (`FILE:LINE`) when the file gave it.
+type Base = (Dn, String, Option<String>);
+
 /// Checks pieces of the file against its text, for errors with a line.
 struct Checker<'a> {
     file: &'a Path,
@@ -209,10 +218,15 @@ impl Checker<'_> {
             .map_err(|m| self.at(key, format!("the filter does not parse: {m}")))
     }
 
-    fn base(&self, key: &[&str], text: Option<&str>) -> Result<(Dn, String), DirectoryError> {
+    /// A base DN, its text, and where the file set it.
+    fn base(&self, key: &[&str], text: Option<&str>) -> Result<Base, DirectoryError> {
+        let from = text.map(|_| match locate(self.text, key) {
+            Some(line) => format!("{}:{line}", self.file.display()),
+            None => self.file.display().to_string(),
+        });
         let text = text.unwrap_or("").trim();
         Dn::parse(text)
-            .map(|dn| (dn, text.to_string()))
+            .map(|dn| (dn, text.to_string(), from))
             .map_err(|e| self.at(key, format!("`{text}` is not a DN: {e}")))
     }
 
@@ -285,9 +299,40 @@ pub fn parse(path: &Path, text: &str) -> Result<DirectoryConfig, DirectoryError>
 }
 
 fn mapping(c: &Checker<'_>, raw: &Raw) -> Result<Mapping, DirectoryError> {
-    let (ubase, ubase_text) = c.base(&["users", "base"], raw.users.base.as_deref())?;
-    let (gbase, gbase_text) = c.base(&["groups", "base"], raw.groups.base.as_deref())?;
-    let membership = match (&raw.groups.member, &raw.groups.from) {
+    let (ubase, ubase_text, ubase_from) = c.base(&["users", "base"], raw.users.base.as_deref())?;
+    let (gbase, gbase_text, gbase_from) =
+        c.base(&["groups", "base"], raw.groups.base.as_deref())?;
+    Ok(Mapping {
+        users: UserMapping {
+            base: ubase,
+            base_text: ubase_text,
+            base_from: ubase_from,
+            filter: c.filter(
+                &["users", "filter"],
+                raw.users.filter.as_deref(),
+                DEFAULT_USER_FILTER,
+            )?,
+            name: c.attribute(&["users", "name"], raw.users.name.as_deref(), "uid")?,
+        },
+        groups: GroupMapping {
+            base: gbase,
+            base_text: gbase_text,
+            base_from: gbase_from,
+            filter: c.filter(
+                &["groups", "filter"],
+                raw.groups.filter.as_deref(),
+                DEFAULT_GROUP_FILTER,
+            )?,
+            name: c.attribute(&["groups", "name"], raw.groups.name.as_deref(), "cn")?,
+            membership: membership(c, raw)?,
+        },
+        attributes: attributes(c, raw)?,
+    })
+}
+
+/// `groups.member` or `groups.from`: where a user's groups are listed.
+fn membership(c: &Checker<'_>, raw: &Raw) -> Result<Membership, DirectoryError> {
+    Ok(match (&raw.groups.member, &raw.groups.from) {
         (Some(_), Some(_)) => {
             return Err(c.at(
                 &["groups", "from"],
@@ -310,61 +355,35 @@ fn mapping(c: &Checker<'_>, raw: &Raw) -> Result<Mapping, DirectoryError> {
             )
         }
         (None, None) => Mapping::default().groups.membership,
-    };
-    let attributes = match &raw.attributes {
-        None => Mapping::default().attributes,
-        Some(map) => {
-            let mut out: Vec<(String, String)> = Vec::with_capacity(map.0.len());
-            for (name, ldap) in &map.0 {
-                let key = ["attributes", name.as_str()];
-                if RESERVED.iter().any(|r| r.eq_ignore_ascii_case(name)) {
-                    return Err(c.at(
-                        &key,
-                        format!(
-                            "{name} is built from the user name and groups; it cannot be mapped"
-                        ),
-                    ));
-                }
-                if name.trim().is_empty() {
-                    return Err(c.at(&["attributes"], "an attribute name is empty"));
-                }
-                if out.iter().any(|(n, _)| n.eq_ignore_ascii_case(name)) {
-                    return Err(c.at(
-                        &key,
-                        format!(
-                            "`{name}` is mapped twice (credential attribute names ignore case)"
-                        ),
-                    ));
-                }
-                out.push((name.clone(), c.attribute(&key, Some(ldap), "")?));
-            }
-            out
-        }
-    };
-    Ok(Mapping {
-        users: UserMapping {
-            base: ubase,
-            base_text: ubase_text,
-            filter: c.filter(
-                &["users", "filter"],
-                raw.users.filter.as_deref(),
-                DEFAULT_USER_FILTER,
-            )?,
-            name: c.attribute(&["users", "name"], raw.users.name.as_deref(), "uid")?,
-        },
-        groups: GroupMapping {
-            base: gbase,
-            base_text: gbase_text,
-            filter: c.filter(
-                &["groups", "filter"],
-                raw.groups.filter.as_deref(),
-                DEFAULT_GROUP_FILTER,
-            )?,
-            name: c.attribute(&["groups", "name"], raw.groups.name.as_deref(), "cn")?,
-            membership,
-        },
-        attributes,
     })
+}
+
+/// `attributes:`: credential attribute names and the LDAP types they come from, in order.
+fn attributes(c: &Checker<'_>, raw: &Raw) -> Result<Vec<(String, String)>, DirectoryError> {
+    let Some(map) = &raw.attributes else {
+        return Ok(Mapping::default().attributes);
+    };
+    let mut out: Vec<(String, String)> = Vec::with_capacity(map.0.len());
+    for (name, ldap) in &map.0 {
+        let key = ["attributes", name.as_str()];
+        if RESERVED.iter().any(|r| r.eq_ignore_ascii_case(name)) {
+            return Err(c.at(
+                &key,
+                format!("{name} is built from the user name and groups; it cannot be mapped"),
+            ));
+        }
+        if name.trim().is_empty() {
+            return Err(c.at(&["attributes"], "an attribute name is empty"));
+        }
+        if out.iter().any(|(n, _)| n.eq_ignore_ascii_case(name)) {
+            return Err(c.at(
+                &key,
+                format!("`{name}` is mapped twice (credential attribute names ignore case)"),
+            ));
+        }
+        out.push((name.clone(), c.attribute(&key, Some(ldap), "")?));
+    }
+    Ok(out)
 }
 
 fn connection(c: &Checker<'_>, raw: &Raw, url: &str) -> Result<Connection, DirectoryError> {

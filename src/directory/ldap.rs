@@ -61,6 +61,11 @@ fn failure(c: &Connection, what: &str, e: &LdapError) -> DirectoryError {
             if !result.text.is_empty() {
                 s.push_str(&format!(": {}", result.text.trim()));
             }
+            if c.start_tls && what == "connect" && (result.rc == 2 || result.rc == 12) {
+                s.push_str(
+                    " — the server does not offer StartTLS: enable TLS on it, use `ldaps://` if it listens for TLS, or set `start_tls: false`",
+                );
+            }
             if result.rc == 4 || result.rc == 3 {
                 s.push_str(
                     " — the server's limit cut the search short; nothing was read (raise the limit for paged searches, e.g. OpenLDAP's size.prtotal, or bind as a user without it)",

@@ -202,20 +202,24 @@ impl<'w, 'a> Piece<'w, 'a> {
         };
         let desc = std::str::from_utf8(&line[..colon])
             .ok()
-            .filter(|d| {
-                !d.is_empty()
-                    && d.bytes()
-                        .all(|c| c.is_ascii_alphanumeric() || b"-;.".contains(&c))
-            })
+            .filter(|d| is_description(d))
             .ok_or_else(|| {
                 Self::err(
                     at,
                     format!(
-                        "`{}` is not an attribute name",
+                        "`{}` is not an attribute description (RFC 4512: a type — a letter, then letters, digits and hyphens, or a numeric OID — and `;options`); is this a comment that lost its `#`?",
                         String::from_utf8_lossy(&line[..colon]).escape_debug()
                     ),
                 )
             })?;
+        if std::str::from_utf8(&line[colon + 1..]).is_err() {
+            return Err(Self::err(
+                at,
+                format!(
+                    "the value of `{desc}:` is not valid UTF-8: write text in UTF-8, and binary values as `{desc}::` and base64"
+                ),
+            ));
+        }
         if line.get(colon + 1) == Some(&b'<') {
             return Err(Self::err(
                 at,
@@ -274,6 +278,14 @@ impl<'w, 'a> Piece<'w, 'a> {
                 Err(Self::err(at, "only LDIF `version: 1` is known"))
             };
         }
+        if desc.eq_ignore_ascii_case("search") || desc.eq_ignore_ascii_case("result") {
+            return Err(Self::err(
+                at,
+                format!(
+                    "expected `dn:` to begin an entry, found `{desc}:`: this is the summary `ldapsearch` prints after the entries; save exports with `ldapsearch -LLL`, which leaves it out"
+                ),
+            ));
+        }
         if !desc.eq_ignore_ascii_case("dn") {
             return Err(Self::err(
                 at,
@@ -288,6 +300,24 @@ impl<'w, 'a> Piece<'w, 'a> {
         self.entry = Some((at, dn));
         Ok(())
     }
+}
+
+/// Whether `d` is an attribute description (RFC 4512 §2.5): `type *(";" option)`, where a
+/// type is a keystring (a letter, then letters, digits and hyphens) or a numeric OID
+/// (`2.5.4.3`), and an option is one or more letters, digits and hyphens.
+fn is_description(d: &str) -> bool {
+    let mut parts = d.split(';');
+    let ty = parts.next().unwrap_or_default().as_bytes();
+    let keychar = |c: &u8| c.is_ascii_alphanumeric() || *c == b'-';
+    let keystring = ty.first().is_some_and(u8::is_ascii_alphabetic) && ty.iter().all(keychar);
+    let number = |n: &str| {
+        !n.is_empty() && n.bytes().all(|c| c.is_ascii_digit()) && (n == "0" || !n.starts_with('0'))
+    };
+    let oid = {
+        let text = std::str::from_utf8(ty).unwrap_or_default();
+        text.contains('.') && text.split('.').all(number)
+    };
+    (keystring || oid) && parts.all(|o| !o.is_empty() && o.as_bytes().iter().all(keychar))
 }
 
 /// The value after `desc:` at `colon`: base64 after a second colon, else the text after
@@ -374,6 +404,63 @@ mod tests {
         assert_eq!(err("dn: o=x\nc n: a\n").0, 2);
         assert_eq!(err("dn: o=x\ncn: a\0b\n").0, 2);
         assert_eq!(err("dn:: //79\n").0, 1);
+    }
+
+    #[test]
+    fn attribute_descriptions_are_rfc_4512() {
+        for good in [
+            "cn",
+            "CN",
+            "cn;lang-fr",
+            "x-attr-2",
+            "2.5.4.3",
+            "2.5.4.3;binary",
+            "0.9",
+        ] {
+            assert!(is_description(good), "{good}");
+        }
+        for bad in [
+            "eptance directory (bars/ldap)",
+            "1cn",
+            "-cn",
+            "cn;",
+            "cn;;x",
+            "c.n",
+            "2.05.4",
+            "2..5",
+            "2.5.",
+            "",
+            "cn_x",
+        ] {
+            assert!(!is_description(bad), "{bad}");
+        }
+        let (line, message) =
+            err("dn: o=x\ncn: a\n\n# comment\neptance directory (bars/ldap): x\n");
+        assert_eq!(line, 5);
+        assert!(message.contains("attribute description"), "{message}");
+    }
+
+    #[test]
+    fn an_ldapsearch_summary_asks_for_lll() {
+        let text = "# extended LDIF\n#\n\n# a, x\ndn: uid=a,o=x\nuid: a\n\n# search result\nsearch: 2\nresult: 0 Success\n\n# numResponses: 2\n";
+        let (line, message) = err(text);
+        assert_eq!(line, 9);
+        assert!(message.contains("ldapsearch -LLL"), "{message}");
+    }
+
+    #[test]
+    fn plain_values_are_utf8() {
+        let bytes = b"dn: o=x\ncn: caf\xe9\n";
+        let e = parse(bytes, &wanted()).unwrap_err();
+        assert_eq!(e.line, 2);
+        assert!(e.message.contains("not valid UTF-8"), "{}", e.message);
+        // Also in an attribute that is not kept: the file is wrong either way.
+        let e = parse(b"dn: o=x\nmail: \xff\n", &wanted()).unwrap_err();
+        assert_eq!(e.line, 2);
+        assert_eq!(
+            ok("dn: o=x\ncn: caf\u{e9}\n")[0].attrs[0].1.as_ref(),
+            "caf\u{e9}".as_bytes()
+        );
     }
 
     #[test]

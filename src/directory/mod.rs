@@ -123,15 +123,29 @@ impl LdifFile {
             .map_err(|e| at(Some(e.line), None, e.message))?;
         let dns = dns(&entries).map_err(|e| at(e.line, None, e.message))?;
         let placed: Vec<users::Placed<'_, '_>> = entries.iter().zip(&dns).collect();
-        for (key, base, text) in [
-            ("users.base", &m.users.base, &m.users.base_text),
-            ("groups.base", &m.groups.base, &m.groups.base_text),
+        for (key, base, text, from) in [
+            (
+                "users.base",
+                &m.users.base,
+                &m.users.base_text,
+                &m.users.base_from,
+            ),
+            (
+                "groups.base",
+                &m.groups.base,
+                &m.groups.base_text,
+                &m.groups.base_from,
+            ),
         ] {
             if !placed.iter().any(|(_, dn)| dn.is_under(base)) {
+                let set_at = from
+                    .as_ref()
+                    .map(|f| format!(" (`{key}` is set at {f})"))
+                    .unwrap_or_default();
                 return Err(at(
                     None,
                     Some(key),
-                    format!("no entry of the file is at or under `{text}`"),
+                    format!("no entry of the file is at or under `{text}`{set_at}"),
                 ));
             }
         }

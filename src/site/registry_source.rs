@@ -2,9 +2,11 @@
 //! `registry.ldif` or the live directory of a `directory.yaml` with `url:` — at most one of
 //! them in a site folder — or the one `--registry PATH` names instead.
 //!
-//! An LDIF file is read with the mapping of the site's `directory.yaml` when there is one
+//! An LDIF file is read with the mapping of the `directory.yaml` beside it when there is one
 //! (with or without `url:`: a file exported from that directory reads as the directory
-//! does), else with the defaults. The same holds for a policy's `group_changes` registries.
+//! does). An LDIF file named from elsewhere (`--registry`, a policy's `group_changes`) with
+//! no `directory.yaml` beside it is read with the site's mapping — an export of the site's
+//! directory kept in another folder reads as the directory does — else with the defaults.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -59,14 +61,27 @@ pub enum RegistrySource {
     Ldap(LiveDirectory),
 }
 
-/// The mapping of the site's `directory.yaml`, else the defaults.
-pub fn site_mapping(dir: &Path) -> Result<Mapping, SiteError> {
+/// The mapping of the `directory.yaml` in `dir`, if there is one.
+fn mapping_in(dir: &Path) -> Result<Option<Mapping>, SiteError> {
     let path = dir.join(DIRECTORY_FILE);
     if path.is_file() {
-        Ok(directory::config::load(&path)?.mapping)
+        Ok(Some(directory::config::load(&path)?.mapping))
     } else {
-        Ok(Mapping::default())
+        Ok(None)
     }
+}
+
+/// The mapping an LDIF file at `path` is read with: the `directory.yaml` beside it, else
+/// the site's, else the defaults.
+pub fn ldif_mapping(path: &Path, site: &Path) -> Result<Mapping, SiteError> {
+    let beside = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if let Some(m) = mapping_in(beside)? {
+        return Ok(m);
+    }
+    Ok(mapping_in(site)?.unwrap_or_default())
 }
 
 fn is_directory_file(path: &Path) -> bool {
@@ -82,8 +97,8 @@ impl RegistrySource {
         }
     }
 
-    /// A registry file of `kind`, else of the kind its name says; `site` gives an LDIF
-    /// file its mapping.
+    /// A registry file of `kind`, else of the kind its name says; an LDIF file is read with
+    /// the mapping beside it, else `site`'s.
     pub fn file(path: &Path, kind: Option<RegistryKind>, site: &Path) -> Result<Self, SiteError> {
         if !path.is_file() {
             return Err(SiteError::at(path, None, None, "no such registry file"));
@@ -104,7 +119,7 @@ impl RegistrySource {
             Some(RegistryKind::Jsonl) => Ok(Self::Jsonl(path.to_path_buf())),
             Some(RegistryKind::Ldif) => Ok(Self::Ldif(LdifFile {
                 path: path.to_path_buf(),
-                mapping: site_mapping(site)?,
+                mapping: ldif_mapping(path, site)?,
             })),
             Some(RegistryKind::Ldap) => Self::live(path),
             None => Err(SiteError::at(

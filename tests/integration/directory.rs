@@ -721,3 +721,139 @@ fn gen_ldif_is_the_same_registry_and_loads_into_slapd() {
         "the live server reads as the file"
     );
 }
+
+/// What use found in the LDIF reader and `--registry` (contract §12), each through the
+/// binary: an LDIF named by `--registry` is read with the mapping beside *it*; a plain value
+/// that is not UTF-8 and a line whose attribute description is not one are errors naming the
+/// file and line; a base with no entry names the line of directory.yaml that sets it.
+#[test]
+fn ldif_files_are_read_with_their_own_mapping_and_refused_with_their_line() {
+    let people = people();
+    let (_t, site) = site_without_registry();
+    // The site's own registry: plain defaults (no directory.yaml), one user.
+    std::fs::write(
+        site.join("registry.ldif"),
+        "dn: uid=johnq,o=x\nobjectClass: inetOrgPerson\nuid: johnq\n",
+    )
+    .unwrap();
+    // Another folder B: the directory's LDIF with B's mapping, which maps departmentNumber
+    // and reads only groupOfNames (so the groupOfUniqueNames groups are not B's groups).
+    let b = site.parent().unwrap().join("b");
+    std::fs::create_dir(&b).unwrap();
+    std::fs::write(b.join("registry.ldif"), directory_ldif(&people)).unwrap();
+    std::fs::write(
+        b.join("directory.yaml"),
+        MAPPING.replace(
+            "(|(objectClass=groupOfNames)(objectClass=groupOfUniqueNames))",
+            "(objectClass=groupOfNames)",
+        ),
+    )
+    .unwrap();
+    let s = site.to_str().unwrap();
+    let b_ldif = b.join("registry.ldif");
+    let export = run(
+        &[
+            "registry",
+            "export",
+            "--site",
+            s,
+            "--registry",
+            b_ldif.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(code(&export), 0, "{}", stderr(&export));
+    let users: Vec<serde_json::Value> = stdout(&export)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(users.len(), people.len(), "B's users, not the site's");
+    assert!(
+        users
+            .iter()
+            .any(|u| u["attributes"].get("departmentNumber").is_some()),
+        "B's mapped attributes: {users:?}"
+    );
+    // group_ldif makes the groups whose name begins after `m` groupOfUniqueNames.
+    let unique_only: Vec<&str> = people
+        .iter()
+        .flat_map(|p| p.groups.iter().map(String::as_str))
+        .filter(|g| g.as_bytes()[0] > b'm')
+        .collect();
+    assert!(
+        !unique_only.is_empty(),
+        "the fixture has groupOfUniqueNames groups"
+    );
+    for u in &users {
+        for g in u["groups"].as_array().unwrap() {
+            assert!(
+                !unique_only.contains(&g.as_str().unwrap()),
+                "B's filter excludes {g}: {u}"
+            );
+        }
+    }
+
+    // A plain value that is not UTF-8, and a damaged comment: exit 2 with file and line.
+    let bad_utf8 =
+        b"dn: uid=johnq,o=x\nobjectClass: inetOrgPerson\nuid: johnq\ndescription: caf\xe9\n";
+    std::fs::write(site.join("registry.ldif"), bad_utf8).unwrap();
+    let out = run(&["registry", "export", "--site", s], None);
+    assert_eq!(code(&out), 2, "{}", stdout(&out));
+    let ldif_path = site.join("registry.ldif").display().to_string();
+    assert!(
+        stderr(&out).contains(&format!("{ldif_path}:4")) && stderr(&out).contains("UTF-8"),
+        "{}",
+        stderr(&out)
+    );
+    std::fs::write(
+        site.join("registry.ldif"),
+        "# Acc\neptance directory (bars/ldap): x\ndn: uid=johnq,o=x\nobjectClass: inetOrgPerson\nuid: johnq\n",
+    )
+    .unwrap();
+    let out = run(&["registry", "export", "--site", s], None);
+    assert_eq!(code(&out), 2, "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains(&format!("{ldif_path}:2"))
+            && stderr(&out).contains("not an attribute description"),
+        "{}",
+        stderr(&out)
+    );
+
+    // StartTLS against a server that does not offer it: said so.
+    let plain = Slapd::start(&directory_ldif(&people), "", None);
+    std::fs::remove_file(site.join("registry.ldif")).unwrap();
+    std::fs::write(
+        site.join("directory.yaml"),
+        live_yaml(&plain.url(), "start_tls: true\n"),
+    )
+    .unwrap();
+    let out = run_ldap(&["registry", "export", "--site", s]);
+    assert_eq!(code(&out), 2, "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("the server does not offer StartTLS"),
+        "{}",
+        stderr(&out)
+    );
+    drop(plain);
+
+    // A base with no entry: the message names directory.yaml's line of users.base.
+    std::fs::write(
+        site.join("registry.ldif"),
+        "dn: uid=johnq,o=x\nobjectClass: inetOrgPerson\nuid: johnq\n",
+    )
+    .unwrap();
+    std::fs::write(
+        site.join("directory.yaml"),
+        "# mapping\nusers:\n  base: ou=nowhere,o=x\n",
+    )
+    .unwrap();
+    let out = run(&["registry", "export", "--site", s], None);
+    assert_eq!(code(&out), 2, "{}", stdout(&out));
+    let mapping = site.join("directory.yaml").display().to_string();
+    assert!(
+        stderr(&out).contains("no entry of the file is at or under `ou=nowhere,o=x`")
+            && stderr(&out).contains(&format!("{mapping}:3")),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -19,7 +19,9 @@ use smsrefresh::output::writer;
 use smsrefresh::policy::{Plan, Policy};
 use smsrefresh::run::{self, Progress, Silent};
 use smsrefresh::site::lock::SiteLock;
-use smsrefresh::site::{RegistryOptions, Site, SnapshotFormat, Staged, StoreOptions};
+use smsrefresh::site::{
+    RegistryOptions, Site, SiteDescription, SnapshotFormat, Staged, StoreOptions,
+};
 
 use super::args::{
     BenchArgs, Cli, Cmd, ConvertArgs, ExecArgs, GenArgs, PlanArgs, ProgressArg, RunArgs, SiteArgs,
@@ -159,7 +161,7 @@ fn convert(args: &ConvertArgs) -> Result<u8> {
         site.store.len()?,
         site.snapshot_path().display(),
     );
-    std::mem::forget(site);
+    crate::cli::free_at_exit(site);
     Ok(0)
 }
 
@@ -167,17 +169,20 @@ fn gen_site(args: &GenArgs) -> Result<u8> {
     let cfg = args.validate()?;
     let s = smsrefresh::synthetic::generate(&cfg)
         .with_context(|| format!("writing {}", cfg.out.display()))?;
-    if args.binary {
+    let loaded = if args.binary {
         let mut site = Site::load(&cfg.out)?;
         site.convert(SnapshotFormat::Binary)?;
-        std::mem::forget(site);
+        Some(site)
     } else if std::fs::metadata(Site::sessions_path(&cfg.out))
         .is_ok_and(|m| m.len() >= smsrefresh::site::CACHE_MIN_BYTES)
     {
         // Loading a large sessions.jsonl writes its binary cache: the site's first run is
         // then as fast as its later ones.
-        std::mem::forget(Site::load(&cfg.out)?);
-    }
+        Some(Site::load(&cfg.out)?)
+    } else {
+        None
+    };
+    crate::cli::free_at_exit(loaded);
     eprintln!(
         "smsrefresh: wrote {} users and {} sessions to {}",
         s.users,
@@ -205,7 +210,8 @@ fn run(args: &RunArgs) -> Result<u8> {
         Some(b) => b,
         None => &Silent,
     };
-    let finished = run_to_results(&cfg, args.output.as_deref(), progress)?;
+    let described = cfg.describe()?;
+    let finished = run_to_results(&cfg, described, args.output.as_deref(), progress)?;
     let mut summary = finished.summary;
     // A signal that came after the last command (while saving) still says the run was
     // stopped: everything ran.
@@ -219,7 +225,7 @@ fn run(args: &RunArgs) -> Result<u8> {
     }
     // The process exits next: let the OS reclaim the site instead of freeing millions of
     // sessions one by one (seconds on a large site).
-    std::mem::forget(finished.engine);
+    crate::cli::free_at_exit(finished.engine);
     for w in &summary.warnings {
         eprintln!("smsrefresh: warning: {w}");
     }
@@ -249,40 +255,46 @@ fn run(args: &RunArgs) -> Result<u8> {
 /// nothing streams its results.
 fn run_to_results(
     cfg: &smsrefresh::run::RunConfig,
+    described: SiteDescription,
     output: Option<&Path>,
     progress: &dyn Progress,
 ) -> Result<run::Finished> {
     // A networked store keeps each change as it is applied: results stream (contract §13),
     // so what a killed run leaves behind says what it did.
-    let streams = Site::store_url(&cfg.site, &cfg.store)? != smsrefresh::store::StoreUrl::Files;
-    if streams {
+    if !described.saved_by_site() {
         return Ok(match output {
             Some(path) => {
                 let mut out = OpenedOnWrite { path, file: None };
-                let finished = run::run(cfg, &mut out, progress)?;
+                let finished = run::run(cfg, described, &mut out, progress)?;
                 out.flush()?;
                 finished
             }
-            None => run::run(cfg, &mut PipeSafe::new(io::stdout().lock()), progress)?,
+            None => run::run(
+                cfg,
+                described,
+                &mut PipeSafe::new(io::stdout().lock()),
+                progress,
+            )?,
         });
     }
     if let Some(path) = output {
         let mut staged =
             Staged::create(path).with_context(|| format!("{}: cannot create", path.display()))?;
-        let finished = run::run(cfg, &mut staged, progress)?;
+        let finished = run::run(cfg, described, &mut staged, progress)?;
         staged.commit()?;
         return Ok(finished);
     }
     if !cfg.save {
         return Ok(run::run(
             cfg,
+            described,
             &mut PipeSafe::new(io::stdout().lock()),
             progress,
         )?);
     }
     let mut spool =
         io::BufWriter::new(tempfile::tempfile().context("a temporary file for the results")?);
-    let finished = run::run(cfg, &mut spool, progress)?;
+    let finished = run::run(cfg, described, &mut spool, progress)?;
     let mut file = spool.into_inner().map_err(io::IntoInnerError::into_error)?;
     file.seek(io::SeekFrom::Start(0))?;
     let mut out = PipeSafe::new(io::stdout().lock());
@@ -393,7 +405,7 @@ impl LoadedSites {
     /// The process exits next: let the OS reclaim the sites instead of freeing millions of
     /// sessions one by one.
     fn leave(self) {
-        std::mem::forget(self);
+        crate::cli::free_at_exit(self);
     }
 }
 
@@ -470,14 +482,7 @@ fn invalid_line(path: &Path, error: &str) -> String {
 
 fn exec(args: &ExecArgs) -> Result<u8> {
     let cfg = site_config(&args.site)?;
-    let lock = cfg.save.then_some(cfg.lock_timeout);
-    let (_lock, engine) = Engine::open(
-        &cfg.site,
-        (&cfg.store, &cfg.registry),
-        cfg.now,
-        cfg.dry_run,
-        lock,
-    )?;
+    let (_lock, engine) = super::open::open_engine(&cfg)?;
     print_warnings(&engine);
     // One argument is a whole command line; several are the shell's words, already unquoted.
     let (raw, parsed) = match args.command.as_slice() {
@@ -510,6 +515,6 @@ fn exec(args: &ExecArgs) -> Result<u8> {
     w.finish()?;
     drop(w);
     // As for `run`: the process exits next, so skip freeing the site piece by piece.
-    std::mem::forget(engine);
+    crate::cli::free_at_exit(engine);
     Ok(u8::from(result.status() == Status::Error))
 }

@@ -8,6 +8,7 @@ mod args;
 mod bench;
 mod dispatch;
 mod docs;
+mod open;
 mod progress;
 mod registry;
 mod report;
@@ -19,6 +20,16 @@ mod terminal;
 use std::process::ExitCode;
 
 use clap::Parser;
+
+/// Keeps `value` until the process exits instead of dropping it. A loaded site holds
+/// millions of small allocations (sessions, credentials, index entries) that take seconds to
+/// free one by one; the operating system reclaims the whole address space at exit at once.
+/// Each subcommand calls this once, as its last use of what it loaded, just before it
+/// returns its exit code. Nothing is left unwritten by it: files are flushed and closed by
+/// their own owners before.
+pub fn free_at_exit<T>(value: T) {
+    std::mem::forget(value);
+}
 
 /// Parses the command line, runs it, and maps the outcome to an exit code.
 pub fn main() -> ExitCode {

@@ -46,6 +46,6 @@ fn export(args: &RegistryExportArgs) -> Result<u8> {
             .unwrap_or_default()
     );
     // The process exits next: let the OS reclaim the registry rather than free it user by user.
-    std::mem::forget(registry);
+    crate::cli::free_at_exit(registry);
     Ok(0)
 }

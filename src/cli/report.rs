@@ -15,6 +15,12 @@ struct PolicyRef<'a> {
 }
 
 #[derive(Serialize)]
+struct ShardRef {
+    shard: String,
+    lines_left_to_other_shards: u64,
+}
+
+#[derive(Serialize)]
 struct Counts {
     ok: u64,
     warning: u64,
@@ -54,7 +60,14 @@ struct Report<'a> {
     inputs: Vec<String>,
     format: String,
     dry_run: bool,
+    /// The site's files were replaced at the end (never with a networked store).
     saved: bool,
+    /// The session store, password replaced by `***` (contract §11).
+    store: &'a str,
+    /// How the changes were kept: at the end, as each command ran, or not at all.
+    changes: &'static str,
+    /// `--shard K/N`, with the lines left to the other shards.
+    shard: Option<ShardRef>,
     threads: usize,
     exit_code: i32,
     counts: Counts,
@@ -104,7 +117,13 @@ pub fn render(cfg: &RunConfig, summary: &Summary, started: i64, ended: i64) -> S
             .collect(),
         format: format!("{:?}", cfg.format).to_lowercase(),
         dry_run: cfg.dry_run,
-        saved: cfg.save && !cfg.dry_run,
+        saved: summary.changes == smsrefresh::run::Changes::SavedAtTheEnd,
+        store: &summary.store,
+        changes: summary.changes.describe(),
+        shard: summary.shard.map(|(s, others)| ShardRef {
+            shard: s.to_string(),
+            lines_left_to_other_shards: others,
+        }),
         threads: summary.threads,
         exit_code: summary.exit_code(),
         counts: Counts {

@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use anyhow::Result;
 
-use smsrefresh::engine::Engine;
 use smsrefresh::exec::Status;
 use smsrefresh::input::CommandSource;
 use smsrefresh::output::pdadmin;
@@ -79,14 +78,7 @@ fn is_help(line: &str) -> bool {
 }
 
 pub fn shell(cfg: &SiteConfig) -> Result<u8> {
-    let lock = cfg.save.then_some(cfg.lock_timeout);
-    let (_lock, engine) = Engine::open(
-        &cfg.site,
-        (&cfg.store, &cfg.registry),
-        cfg.now,
-        cfg.dry_run,
-        lock,
-    )?;
+    let (_lock, engine) = super::open::open_engine(cfg)?;
     print_warnings(&engine);
     if cfg.dry_run {
         PipeSafe::new(io::stdout().lock()).write_all(smsrefresh::output::DRY_RUN_LINE)?;
@@ -132,6 +124,6 @@ pub fn shell(cfg: &SiteConfig) -> Result<u8> {
         engine.site.save()?;
     }
     // The process exits next: skip freeing the site piece by piece.
-    std::mem::forget(engine);
+    crate::cli::free_at_exit(engine);
     Ok(u8::from(failed))
 }

@@ -3,7 +3,10 @@
 //! written, and the exit status is 130 or 143. A second one stops the process at once,
 //! without saving: its temporary files are removed, and since results are only published
 //! after the site is saved, no result claims a change that was not kept. Once the site is
-//! saved, a second signal only lets the run finish publishing its results.
+//! saved, a second signal only lets the run finish publishing its results. A signal that
+//! comes before the first command (while inputs open, the lock is awaited, the site loads or
+//! the policy resolves) stops the process at once: nothing has changed yet, and a load can
+//! take seconds that a user pressing Ctrl-C should not wait for.
 
 use std::io::Write;
 
@@ -29,6 +32,13 @@ pub fn install(interrupt: Interrupt) -> Result<()> {
         .name("signals".into())
         .spawn(move || {
             for signal in signals.forever() {
+                if interrupt.stop_before_changes() {
+                    stop_at_once(
+                        signal,
+                        smsrefresh::site::hold_renames(),
+                        "stopped before any command ran; nothing was changed and no result was written",
+                    );
+                }
                 if interrupt.requested().is_none() {
                     interrupt.request(signal);
                     let _ = writeln!(
@@ -53,14 +63,23 @@ pub fn install(interrupt: Interrupt) -> Result<()> {
                     );
                     continue;
                 }
-                smsrefresh::site::remove_pending_temp_files();
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "smsrefresh: {}: stopped at once; nothing was saved and no result was written",
-                    name(signal)
+                stop_at_once(
+                    signal,
+                    held,
+                    "stopped at once; nothing was saved and no result was written",
                 );
-                std::process::exit(128 + signal);
             }
         })?;
     Ok(())
+}
+
+/// Ends the process now: no file is renamed into place from here on (`held`), the temporary
+/// files being written (a snapshot, a cache, the results) are removed, and the exit status
+/// says which signal it was.
+fn stop_at_once(signal: i32, held: smsrefresh::site::RenamesHeld, what: &str) -> ! {
+    smsrefresh::site::remove_pending_temp_files();
+    let _ = writeln!(std::io::stderr(), "smsrefresh: {}: {what}", name(signal));
+    // Held until the process is gone: exit never returns, so the guard is never dropped.
+    let _held = held;
+    std::process::exit(128 + signal);
 }

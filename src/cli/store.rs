@@ -54,7 +54,7 @@ fn import(target: &StoreTargetArgs, replace: bool) -> Result<u8> {
         dir.display(),
         redis.location()
     );
-    std::mem::forget(files);
+    crate::cli::free_at_exit(files);
     Ok(0)
 }
 
@@ -71,9 +71,15 @@ fn export(target: &StoreTargetArgs, output: Option<&std::path::Path>) -> Result<
             let mut staged = Staged::create(path)?;
             snapshot::write_to(&mut staged, &site.topology, &*site.store)?;
             staged.commit()?;
+            eprintln!(
+                "smsrefresh: exported {} sessions from {} to {}",
+                site.store.len()?,
+                site.store.location(),
+                path.display()
+            );
         }
     }
-    std::mem::forget(site);
+    crate::cli::free_at_exit(site);
     Ok(0)
 }
 
@@ -84,7 +90,8 @@ fn stats(target: &StoreTargetArgs) -> Result<u8> {
         StoreUrl::Files => bail!("store stats counts a Redis store: give --store redis://…"),
         StoreUrl::Redis(url) => url,
     };
-    let redis = RedisStore::open(&url, names_of(&topology), target.store_timeout)?;
+    let redis =
+        RedisStore::open(&url, names_of(&topology), target.store_timeout)?.require_imported()?;
     let st = redis.stats()?;
     let per = |bytes: u64| bytes.checked_div(st.sessions).unwrap_or(0);
     let mut out = PipeSafe::new(io::stdout().lock());

@@ -93,6 +93,21 @@ pub fn print_summary(s: &Summary) {
         rate,
         s.threads
     );
+    if s.store != "file:" {
+        let _ = writeln!(
+            err,
+            "smsrefresh: store {}: changes {}",
+            s.store,
+            s.changes.describe()
+        );
+    }
+    if let Some((shard, others)) = s.shard {
+        let _ = writeln!(
+            err,
+            "smsrefresh: shard {shard}: {} lines ran here, {others} lines left to the other shards; merge the shards' --format jsonl results by `line`",
+            s.commands()
+        );
+    }
     if s.purged > 0 {
         let _ = writeln!(
             err,

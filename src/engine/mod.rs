@@ -8,7 +8,7 @@ mod executor;
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU8, Ordering};
 use std::time::Duration;
 
 pub use executor::{BatchConfig, Executor};
@@ -20,27 +20,68 @@ use crate::message as msg;
 use crate::rules::RefreshRules;
 use crate::session::Clock;
 use crate::site::lock::SiteLock;
-use crate::site::{RegistryOptions, Site, SiteError, StoreOptions};
-use crate::store::StoreUrl;
+use crate::site::{RegistryOptions, Site, SiteDescription, SiteError, StoreOptions};
 
 /// A request to stop a run early, made by the binary's signal handler: the signal's number.
 /// The run then starts no further command, saves what ran, and says how far it got.
+///
+/// Until the run begins to change anything (it is opening inputs, waiting for the lock,
+/// loading the site, resolving its plan), a signal may stop the process at once instead:
+/// [`Interrupt::stop_before_changes`] and [`Interrupt::begin_changes`] decide, between the
+/// handler and the run, which of the two came first.
 #[derive(Debug, Clone, Default)]
-pub struct Interrupt(Arc<AtomicI32>);
+pub struct Interrupt(Arc<Stop>);
+
+#[derive(Debug, Default)]
+struct Stop {
+    signal: AtomicI32,
+    /// [`PREPARING`], [`CHANGING`] or [`STOPPED`].
+    stage: AtomicU8,
+}
+
+/// Nothing has been changed yet: stopping at once loses nothing.
+const PREPARING: u8 = 0;
+/// Commands may be running: a signal lets them finish and the run save.
+const CHANGING: u8 = 1;
+/// A signal stopped the process before any change: the run must not begin.
+const STOPPED: u8 = 2;
 
 impl Interrupt {
     /// Asks the run to stop; the first signal's number is kept.
     pub fn request(&self, signal: i32) {
         let _ = self
             .0
+            .signal
             .compare_exchange(0, signal, Ordering::SeqCst, Ordering::SeqCst);
     }
 
     /// The signal that asked the run to stop, if one did.
     pub fn requested(&self) -> Option<i32> {
-        match self.0.load(Ordering::SeqCst) {
+        match self.0.signal.load(Ordering::SeqCst) {
             0 => None,
             s => Some(s),
+        }
+    }
+
+    /// For the signal handler: true when nothing has been changed yet, and from now on
+    /// nothing will be — the caller then ends the process at once.
+    pub fn stop_before_changes(&self) -> bool {
+        self.0
+            .stage
+            .compare_exchange(PREPARING, STOPPED, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+    }
+
+    /// For the run, just before its first command: from now on a signal lets the run finish
+    /// what it started. False when a signal already stopped the process, which is exiting.
+    pub fn begin_changes(&self) -> bool {
+        match self
+            .0
+            .stage
+            .compare_exchange(PREPARING, CHANGING, Ordering::SeqCst, Ordering::SeqCst)
+        {
+            Ok(_) => true,
+            Err(stage) => stage == CHANGING,
         }
     }
 }
@@ -59,12 +100,12 @@ impl Engine {
         Ok(Self::new(Site::load(dir)?, now, dry_run))
     }
 
-    /// Locks the site when the caller will save (`lock_timeout` given), then loads it with
-    /// its sessions from `store` (`--store URL`, else the site's choice) and its registry
-    /// from `registry` (`--registry PATH`, else the site's): how `run`, `exec` and `shell`
+    /// Locks the site when the caller will save (`lock_timeout` given), then loads what
+    /// `described` names, with `store` saying how patiently (`--store-timeout`) and
+    /// `registry` who hears about a long directory read: how `run`, `exec` and `shell`
     /// start. The lock is held as long as the returned guard lives.
     pub fn open(
-        dir: &Path,
+        described: SiteDescription,
         (store, registry): (&StoreOptions, &RegistryOptions),
         now: Option<i64>,
         dry_run: bool,
@@ -72,16 +113,15 @@ impl Engine {
     ) -> Result<(Option<SiteLock>, Self), SiteError> {
         // A networked store is shared by design (contract §11): engines on it do not take
         // the site's lock, since they write nothing in the site folder.
-        let files = Site::store_url(dir, store)? == StoreUrl::Files;
         let lock = lock_timeout
-            .filter(|_| files)
-            .map(|t| SiteLock::acquire(dir, t))
+            .filter(|_| described.saved_by_site())
+            .map(|t| SiteLock::acquire(&described.dir, t))
             .transpose()?;
         let store = StoreOptions {
             read_only: store.read_only || dry_run,
             ..store.clone()
         };
-        let site = Site::load_with(dir, &store, registry)?;
+        let site = Site::open(described, &store, registry.progress.as_ref())?;
         Ok((lock, Self::new(site, now, dry_run)))
     }
 

@@ -21,13 +21,13 @@ use crate::engine::{BatchConfig, Engine, Executor};
 use crate::input::{CommandSource, CsvDefaults, CsvSource, Job};
 use crate::output::{self, Format};
 use crate::policy::{Plan, PlanError, Policy, PolicyAction, resolve};
-use crate::site::{RegistryOptions, SiteError, StoreOptions};
+use crate::site::{RegistryOptions, SiteDescription, SiteError, StoreOptions};
 
 pub use self::pump::{Inputs, Reader};
 use self::pump::{Pump, input_size};
 
 pub use shard::Shard;
-pub use summary::Summary;
+pub use summary::{Changes, Summary};
 
 /// Jobs per chunk: large enough to keep every worker busy, small enough to bound memory.
 pub const CHUNK: usize = 16 * 1024;
@@ -96,6 +96,13 @@ pub struct RunConfig {
     /// file, each under its original line and source.
     pub retry_failed: Option<PathBuf>,
     pub lock_timeout: Duration,
+}
+
+impl RunConfig {
+    /// The site this run acts on, resolved once: topology, registry and store.
+    pub fn describe(&self) -> Result<SiteDescription, SiteError> {
+        SiteDescription::resolve(&self.site, &self.store, &self.registry)
+    }
 }
 
 /// Why a run stopped before its end. Every variant means exit 2 unless noted.
@@ -169,10 +176,12 @@ pub struct Finished {
     pub engine: Engine,
 }
 
-/// Runs `cfg`, writing results to `out`: every input opens, the site is locked (unless
-/// nothing is saved) and loaded, then [`run_loaded`] does the rest.
+/// Runs `cfg` on the site `described` (resolved once by the caller), writing results to
+/// `out`: every input opens, the site is locked (unless nothing is saved) and loaded, then
+/// [`run_loaded`] does the rest.
 pub fn run(
     cfg: &RunConfig,
+    described: SiteDescription,
     out: &mut dyn Write,
     progress: &dyn Progress,
 ) -> Result<Finished, RunError> {
@@ -182,10 +191,13 @@ pub fn run(
     if let Some(path) = &cfg.retry_failed {
         inputs.retry = Some(crate::input::retry::read_failed(path)?);
     }
+    if !cfg.save && !cfg.dry_run {
+        described.check_no_save()?;
+    }
     let lock = cfg.save.then_some(cfg.lock_timeout);
     progress.phase(Phase::Load);
     let opened = Engine::open(
-        &cfg.site,
+        described,
         (&cfg.store, &cfg.registry),
         cfg.now,
         cfg.dry_run,
@@ -214,12 +226,22 @@ pub fn run_loaded(
     if let Some(rules) = cfg.policy.as_ref().and_then(|p| p.rules.clone()) {
         engine.set_rules(rules);
     }
+    let store = &engine.site.store;
+    let changes = match (cfg.dry_run, cfg.save, store.saved_by_site()) {
+        (true, _, _) => Changes::None,
+        (false, _, false) => Changes::KeptAsTheyRan,
+        (false, true, true) => Changes::SavedAtTheEnd,
+        (false, false, true) => Changes::Dropped,
+    };
     let mut summary = Summary {
         load: start.elapsed(),
         load_parts: engine.site.load_times,
         registry: engine.site.registry_from.clone(),
         warnings: engine.warnings(),
         dry_run: cfg.dry_run,
+        store: store.location(),
+        changes,
+        shard: cfg.shard.map(|s| (s, 0)),
         ..Summary::default()
     };
     let result = run_phases(cfg, &engine, &mut inputs, out, progress, &mut summary);
@@ -240,6 +262,13 @@ fn run_phases(
 ) -> Result<(), RunError> {
     progress.phase(Phase::Plan);
     let plan = plan(cfg, engine, summary)?;
+    if !cfg.interrupt.begin_changes() {
+        // A signal stopped the process while it was getting ready; it is exiting now, and
+        // nothing may start meanwhile.
+        loop {
+            std::thread::park();
+        }
+    }
     progress.phase(Phase::Execute);
     execute(cfg, engine, plan, inputs, out, progress, summary)?;
     if summary.interrupted.is_none() {

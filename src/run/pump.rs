@@ -132,7 +132,11 @@ impl<'a, 'e> Pump<'a, 'e> {
     /// Runs a chunk, unless an interrupt came: then its jobs are counted as not run.
     fn chunk_or_stop(&mut self, source: &Arc<str>, jobs: &mut Vec<Job>) -> Result<(), RunError> {
         if let Some((shard, store)) = self.shard {
+            let before = jobs.len();
             shard.retain(jobs, store);
+            if let Some((_, others)) = &mut self.summary.shard {
+                *others += (before - jobs.len()) as u64;
+            }
         }
         if self.interrupt.requested().is_none() {
             return self.chunk(source, jobs);

@@ -39,6 +39,38 @@ pub struct Summary {
     pub interrupted: Option<super::Interrupted>,
     /// Configuration warnings (catalog lines), for standard error.
     pub warnings: Vec<String>,
+    /// The session store, its password replaced by `***` (`file:` for the site's files).
+    pub store: String,
+    /// How the run's changes were kept.
+    pub changes: Changes,
+    /// `--shard K/N`, and the input lines this shard left to the others.
+    pub shard: Option<(super::Shard, u64)>,
+}
+
+/// How a run's changes were kept (contract §11: the report and the summary say so).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Changes {
+    /// The site's files: the snapshot is replaced at the end.
+    #[default]
+    SavedAtTheEnd,
+    /// A networked store: each change was kept as its command ran.
+    KeptAsTheyRan,
+    /// `--no-save`: the changes were made in this process and dropped.
+    Dropped,
+    /// `--dry-run`: nothing was changed.
+    None,
+}
+
+impl Changes {
+    /// Words for the summary and the report.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Changes::SavedAtTheEnd => "saved to the site's files at the end of the run",
+            Changes::KeptAsTheyRan => "kept in the store as each command ran",
+            Changes::Dropped => "not kept (--no-save)",
+            Changes::None => "none (dry run)",
+        }
+    }
 }
 
 impl Summary {

@@ -40,14 +40,28 @@ pub fn replaced_a_file() -> bool {
 /// replacing the site and publishing its results.
 static RENAMING: Mutex<()> = Mutex::new(());
 
-/// Renames `tmp` over `target` and records that a file was replaced, as one step for
-/// [`hold_renames`].
-fn rename_into_place(tmp: &Path, target: &Path) -> io::Result<()> {
+/// What a file renamed into place is to the site.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// The site's data or a run's results: once one is replaced, a run that stops at once
+    /// would leave the rest behind it.
+    Kept,
+    /// A binary cache of a file that is unchanged: replacing it changes nothing a user sees
+    /// (a cache names the file it was made from and is used only while that file is as it
+    /// was), so it never counts as a save.
+    Cache,
+}
+
+/// Renames `tmp` over `target` and, for kept data, records that a file was replaced, as one
+/// step for [`hold_renames`].
+fn rename_into_place(tmp: &Path, target: &Path, kind: Kind) -> io::Result<()> {
     let _held = RENAMING
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     fs::rename(tmp, target)?;
-    REPLACED.store(true, std::sync::atomic::Ordering::SeqCst);
+    if kind == Kind::Kept {
+        REPLACED.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
     Ok(())
 }
 
@@ -164,7 +178,8 @@ impl Staged {
             .into_inner()
             .map_err(|e| SiteError::io(&self.tmp, e.into_error()))?;
         file.sync_all().map_err(|e| SiteError::io(&self.tmp, e))?;
-        rename_into_place(&self.tmp, &self.target).map_err(|e| SiteError::io(&self.target, e))?;
+        rename_into_place(&self.tmp, &self.target, Kind::Kept)
+            .map_err(|e| SiteError::io(&self.target, e))?;
         pending(None, Some(&self.tmp));
         sync_dir(&self.dir);
         Ok(())
@@ -230,10 +245,27 @@ impl CrashPoint {
     }
 }
 
-/// Replaces `path` with what `body` writes.
+/// Replaces `path` (the site's data) with what `body` writes.
 pub fn write(
     path: &Path,
     body: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+) -> Result<(), SiteError> {
+    write_as(path, body, Kind::Kept)
+}
+
+/// Replaces the binary cache at `path` with what `body` writes: as [`write`], but it is no
+/// save, so a second signal after it still stops the run at once.
+pub fn write_cache(
+    path: &Path,
+    body: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+) -> Result<(), SiteError> {
+    write_as(path, body, Kind::Cache)
+}
+
+fn write_as(
+    path: &Path,
+    body: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+    kind: Kind,
 ) -> Result<(), SiteError> {
     let (dir, tmp, prefix) = temp_beside(path);
     let dir = dir.as_path();
@@ -247,7 +279,7 @@ pub fn write(
             .into_inner()
             .map_err(|e| SiteError::io(&tmp, e.into_error()))?;
         file.sync_all().map_err(|e| SiteError::io(&tmp, e))?;
-        rename_into_place(&tmp, path).map_err(|e| SiteError::io(path, e))?;
+        rename_into_place(&tmp, path, kind).map_err(|e| SiteError::io(path, e))?;
         sync_dir(dir);
         Ok(())
     })();

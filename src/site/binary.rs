@@ -194,7 +194,7 @@ pub fn save_with_source(
     }
     let crc = crc.finalize();
     let crash = atomic::CrashPoint::new(2);
-    atomic::write(path, |out| {
+    let body = |out: &mut dyn std::io::Write| -> std::io::Result<()> {
         out.write_all(&head)?;
         out.write_all(&cred_bytes)?;
         out.write_all(&tail)?;
@@ -204,7 +204,12 @@ pub fn save_with_source(
         crash.check(1, out);
         out.write_all(&sessions[half..])?;
         out.write_all(&crc.to_le_bytes())
-    })
+    };
+    if source == Source::default() {
+        atomic::write(path, body)
+    } else {
+        atomic::write_cache(path, body)
+    }
 }
 
 /// What a name of the snapshot is in the current topology.

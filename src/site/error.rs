@@ -28,6 +28,11 @@ pub enum SiteError {
     Directory(#[from] crate::directory::DirectoryError),
     #[error(transparent)]
     StoreUrl(#[from] crate::store::url::UrlError),
+    /// `--no-save` with a store that keeps each change as it runs (contract §11).
+    #[error(
+        "--no-save cannot be kept with the session store {store}: it keeps each change as the command runs, so nothing would be left unsaved; nothing was run. Use --dry-run to see what every command would do without changing anything"
+    )]
+    NoSaveOnSharedStore { store: String },
     #[error("{}: the site is locked by another smsrefresh run ({holder}); waited {waited_s} s, try again when it ends", path.display())]
     Locked {
         path: PathBuf,

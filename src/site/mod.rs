@@ -5,6 +5,7 @@
 pub(crate) mod atomic;
 pub mod binary;
 mod binary_io;
+pub mod description;
 pub mod error;
 pub mod lock;
 pub mod registry;
@@ -17,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 pub use atomic::{RenamesHeld, Staged, hold_renames, remove_pending_temp_files, replaced_a_file};
+pub use description::SiteDescription;
 pub use error::{Located, SiteError};
 pub use registry::Registry;
 pub use registry_source::{RegistryKind, RegistryOptions, RegistrySource};
@@ -118,12 +120,12 @@ pub fn pick(
         (Some(d), _, _) => (d.to_path_buf(), "--site"),
         (None, Some(d), _) => (d, SITE_ENV),
         (None, None, Some(d)) => (d.to_path_buf(), "the policy"),
-        (None, None, None) if Path::new("topology.yaml").is_file() => {
+        (None, None, None) if is_topology(Path::new("topology.yaml")) => {
             (PathBuf::from("."), "the current folder")
         }
         (None, None, None) => return Err(SiteError::NoSite),
     };
-    if !dir.join("topology.yaml").is_file() {
+    if !is_topology(&dir.join("topology.yaml")) {
         return Err(SiteError::NotASite(dir));
     }
     let note = policy_site.filter(|p| *p != dir).map(|p| {
@@ -134,6 +136,12 @@ pub fn pick(
         )
     });
     Ok((dir, note))
+}
+
+/// Whether `path` can be a site's `topology.yaml`: anything readable that is not a folder (a
+/// file, a link to one, a named pipe a secrets tool writes it through — read once per run).
+fn is_topology(path: &Path) -> bool {
+    path.exists() && !path.is_dir()
 }
 
 /// The store a site's sessions live in (contract §11): `explicit` (`--store`), else
@@ -175,12 +183,6 @@ impl Site {
         Self::load_with_store(dir, &StoreOptions::default())
     }
 
-    /// The store a site's sessions would be loaded from.
-    pub fn store_url(dir: &Path, store: &StoreOptions) -> Result<StoreUrl, SiteError> {
-        let topology = Topology::load(&dir.join("topology.yaml"))?;
-        choose_store(store.url.as_deref(), &topology)
-    }
-
     /// As [`Site::load`], with `store` (`--store URL`) taking precedence.
     pub fn load_with_store(dir: &Path, store: &StoreOptions) -> Result<Self, SiteError> {
         Self::load_with(dir, store, &RegistryOptions::default())
@@ -193,17 +195,32 @@ impl Site {
         store: &StoreOptions,
         registry: &RegistryOptions,
     ) -> Result<Self, SiteError> {
-        let t0 = Instant::now();
-        let topology = Topology::load(&dir.join("topology.yaml"))?;
-        let url = choose_store(store.url.as_deref(), &topology)?;
-        let source = RegistrySource::choose(dir, registry)?;
+        let described = SiteDescription::resolve(dir, store, registry)?;
+        Self::open(described, store, registry.progress.as_ref())
+    }
+
+    /// Loads what a description names: the registry, then the sessions from its store
+    /// (`store` says how patiently, and whether a networked store is only read).
+    pub fn open(
+        described: SiteDescription,
+        store: &StoreOptions,
+        progress: Option<&std::sync::Arc<dyn crate::directory::ReadProgress>>,
+    ) -> Result<Self, SiteError> {
+        let SiteDescription {
+            dir,
+            topology,
+            registry: source,
+            store: url,
+            took,
+        } = described;
         let t1 = Instant::now();
-        let registry = source.load(registry.progress.as_ref())?;
+        let registry = source.load(progress)?;
         let t2 = Instant::now();
         let store: Box<dyn SessionStore> = match url {
-            StoreUrl::Files => Box::new(Self::load_files(dir, &topology)?),
+            StoreUrl::Files => Box::new(Self::load_files(&dir, &topology)?),
             StoreUrl::Redis(url) => {
-                let redis = RedisStore::open(&url, names_of(&topology), store.timeout)?;
+                let redis = RedisStore::open(&url, names_of(&topology), store.timeout)?
+                    .require_imported()?;
                 Box::new(if store.read_only {
                     redis.read_only()
                 } else {
@@ -213,13 +230,13 @@ impl Site {
         };
         let t3 = Instant::now();
         Ok(Self {
-            dir: dir.to_path_buf(),
+            dir,
             topology,
             registry,
             registry_from: source.describe(),
             store,
             load_times: LoadTimes {
-                topology: t1 - t0,
+                topology: took,
                 registry: t2 - t1,
                 sessions: t3 - t2,
             },

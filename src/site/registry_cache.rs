@@ -66,7 +66,7 @@ pub fn save(path: &Path, registry: &Registry, source: Source) -> Result<(), Site
     crc.update(&head);
     crc.update(&users);
     let crc = crc.finalize();
-    atomic::write(path, |out| {
+    atomic::write_cache(path, |out| {
         out.write_all(&head)?;
         out.write_all(&users)?;
         out.write_all(&crc.to_le_bytes())

@@ -159,6 +159,18 @@ impl Topology {
         ] {
             crate::time::check_seconds(secs).map_err(|m| at(&["session", key], m))?;
         }
+        if let Some(url) = raw.store.as_deref()
+            && crate::store::url::redact(url) != url
+        {
+            return Err(at(
+                &["store"],
+                format!(
+                    "`{}` holds a password; topology.yaml is no place for one: write the URL without it and give the password in {}",
+                    crate::store::url::redact(url),
+                    crate::store::redis::PASSWORD_ENV
+                ),
+            ));
+        }
         let mut t = Topology {
             snapshot: raw.snapshot,
             store: raw.store.clone(),

@@ -15,4 +15,12 @@ pub enum StoreError {
     /// Something the operation needs is not in the store.
     #[error("not in the session store {location}: {what}")]
     NotFound { location: String, what: String },
+    /// The store URL itself is wrong (an unknown parameter, a prefix that cannot be one).
+    #[error("the store URL {location} is wrong: {reason}")]
+    BadUrl { location: String, reason: String },
+    /// No site was imported under the URL's database and prefix.
+    #[error(
+        "nothing is imported in the session store {location} under the prefix `{prefix}`; nothing was run. A mistyped database number or `?prefix=` looks just like this: check the URL, or copy the site's sessions there first with `smsrefresh store import --site DIR --store URL`"
+    )]
+    NotImported { location: String, prefix: String },
 }

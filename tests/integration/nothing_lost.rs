@@ -512,3 +512,175 @@ fn results_to_a_pipe_or_a_link_keep_what_they_are() {
     assert_eq!(written.lines().count(), got.lines().count());
     assert!(written.lines().all(|l| l.starts_with("{\"line\":")));
 }
+
+/// A fresh copy of a site's files (a new inode for each, so its binary caches are rebuilt by
+/// the next load, as after `cp -r`).
+fn fresh_copy(from: &Path, to: &Path) {
+    std::fs::create_dir(to).unwrap();
+    for f in ["topology.yaml", "registry.jsonl", "sessions.jsonl"] {
+        std::fs::copy(from.join(f), to.join(f)).unwrap();
+    }
+}
+
+/// Starts `run` with progress lines on standard error, which a thread forwards as they come.
+fn spawn_with_progress(
+    site: &Path,
+    extra: &[&str],
+) -> (Child, std::sync::mpsc::Receiver<(Instant, String)>) {
+    use std::io::BufRead;
+    let mut child = bin()
+        .args(["run", "--site", site.to_str().unwrap(), "--now", NOW])
+        .args(["--progress", "always", "--format", "jsonl"])
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let err = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for chunk in std::io::BufReader::new(err).split(b'\n') {
+            let Ok(chunk) = chunk else { break };
+            // A redraw may begin with a carriage return: each redraw is a line here.
+            for line in String::from_utf8_lossy(&chunk).split('\r') {
+                if tx.send((Instant::now(), line.to_string())).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    (child, rx)
+}
+
+/// Waits for a line of standard error that contains `what`; the lines seen, in order.
+fn wait_for_line(
+    rx: &std::sync::mpsc::Receiver<(Instant, String)>,
+    what: &str,
+    seen: &mut Vec<String>,
+) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok((_, line)) => {
+                let hit = line.contains(what);
+                seen.push(line);
+                if hit {
+                    return;
+                }
+            }
+            Err(_) => panic!("no line with `{what}` on standard error: {seen:?}"),
+        }
+    }
+}
+
+/// Contract §13 and what use found: a signal while the site loads stops the process at once
+/// (nothing ran, nothing changed, a half-written cache removed); and a binary cache written
+/// by the load is no save, so a second signal during the commands still stops at once
+/// without saving.
+#[test]
+fn signals_while_the_site_loads_stop_at_once_and_a_cache_is_no_save() {
+    let tmp = tempfile::tempdir().unwrap();
+    let original = tmp.path().join("original");
+    let o = original.to_str().unwrap();
+    let made = run(
+        &["gen", "--out", o, "--users", "100000", "--seed", "3"],
+        None,
+    );
+    assert_eq!(code(&made), 0, "{}", stderr(&made));
+    let before = std::fs::read(original.join("sessions.jsonl")).unwrap();
+    let list = original.join("users.csv");
+
+    // Ctrl-C twice, 30 ms apart, while the copy loads and rebuilds its caches: exit 130 at
+    // once, before any command, with the site and the folder as they were.
+    for (round, pause) in [100u64, 400, 800].into_iter().enumerate() {
+        let site = tmp.path().join(format!("load{round}"));
+        fresh_copy(&original, &site);
+        let results = tmp.path().join(format!("load{round}.jsonl"));
+        let (child, rx) = spawn_with_progress(
+            &site,
+            &["-o", results.to_str().unwrap(), list.to_str().unwrap()],
+        );
+        let mut seen = Vec::new();
+        wait_for_line(&rx, "loading the site", &mut seen);
+        std::thread::sleep(Duration::from_millis(pause));
+        let signalled = Instant::now();
+        kill(&child, "-INT");
+        std::thread::sleep(Duration::from_millis(30));
+        kill(&child, "-INT");
+        let done = wait(child, Duration::from_secs(60));
+        let took = signalled.elapsed();
+        let err: Vec<String> = rx.try_iter().map(|(_, l)| l).collect();
+        let err = err.join("\n");
+        assert_eq!(done.status.code(), Some(130), "round {round}: {err}");
+        assert!(
+            err.contains("stopped before any command ran; nothing was changed"),
+            "round {round}: {err}"
+        );
+        assert!(!err.contains("the site is saved"), "round {round}: {err}");
+        assert!(
+            took < Duration::from_millis(1000),
+            "round {round}: {took:?} from the signal to the exit"
+        );
+        assert!(!results.exists(), "round {round}: no result is written");
+        assert!(
+            temp_files(&site).is_empty(),
+            "round {round}: {:?}",
+            temp_files(&site)
+        );
+        assert!(
+            temp_files(tmp.path()).is_empty(),
+            "{:?}",
+            temp_files(tmp.path())
+        );
+        assert!(std::fs::read(site.join("sessions.jsonl")).unwrap() == before);
+        // Whatever cache the load left is whole or absent: the site loads and answers.
+        let check = run_jsonl(&site, &["--now", NOW, "-"], Some("server list\n"));
+        assert_eq!(code(&check), 0, "round {round}: {}", stderr(&check));
+    }
+
+    // The load of a fresh copy writes sessions.bin; then two signals while the commands run
+    // (slowed by a rate) stop at once: nothing saved, no results, the site as it was.
+    let site = tmp.path().join("running");
+    fresh_copy(&original, &site);
+    let policy = tmp.path().join("paced.yaml");
+    std::fs::write(
+        &policy,
+        format!(
+            "version: 1\nname: paced\nrealm: realm1.example.com\ntargets:\n  csv: [{}]\nexecution:\n  rate: 500\n",
+            list.display()
+        ),
+    )
+    .unwrap();
+    let results = tmp.path().join("running.jsonl");
+    let (child, rx) = spawn_with_progress(
+        &site,
+        &[
+            "-o",
+            results.to_str().unwrap(),
+            "--policy",
+            policy.to_str().unwrap(),
+        ],
+    );
+    let mut seen = Vec::new();
+    wait_for_line(&rx, "executing", &mut seen);
+    assert!(
+        site.join("sessions.bin").exists(),
+        "the load wrote its cache"
+    );
+    kill(&child, "-INT");
+    std::thread::sleep(Duration::from_millis(30));
+    kill(&child, "-INT");
+    let done = wait(child, Duration::from_secs(60));
+    let err: Vec<String> = rx.try_iter().map(|(_, l)| l).collect();
+    let err = err.join("\n");
+    assert_eq!(done.status.code(), Some(130), "{err}");
+    assert!(
+        err.contains("stopped at once; nothing was saved"),
+        "a cache written by the load is no save: {err}"
+    );
+    assert!(!err.contains("the site is saved"), "{err}");
+    assert!(!results.exists());
+    assert!(temp_files(&site).is_empty(), "{:?}", temp_files(&site));
+    assert!(std::fs::read(site.join("sessions.jsonl")).unwrap() == before);
+}

@@ -330,3 +330,80 @@ fn progress_covers_load_execute_and_save_of_a_200k_user_run() {
     );
     assert_eq!(rest.iter().filter(|b| **b == b'\n').count(), 200_000);
 }
+
+/// A `topology.yaml` that can be read only once: a named pipe, written once by a thread. A
+/// run that read the site's description more than once (to decide the store, then to lock,
+/// then to load) would wait for a second writer that never comes.
+fn topology_through_a_pipe(site: &std::path::Path) -> std::thread::JoinHandle<()> {
+    let path = site.join("topology.yaml");
+    let text = std::fs::read(&path).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    let made = std::process::Command::new("mkfifo")
+        .arg(&path)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    std::thread::spawn(move || {
+        use std::io::Write;
+        // Opening for writing waits for the reader; the file is then written once.
+        let mut pipe = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        let _ = pipe.write_all(&text);
+    })
+}
+
+/// Runs `args` and gives up (failing) after 30 s.
+fn run_bounded(args: &[&str]) -> std::process::Output {
+    let mut child = bin()
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > std::time::Duration::from_secs(30) {
+            let _ = child.kill();
+            panic!("{args:?} waited for a second reading of topology.yaml");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// What use found: one run read topology.yaml three times and decided its store twice. The
+/// site's description (topology, registry, store) is now resolved once and carried down.
+#[test]
+fn run_and_exec_read_the_site_description_once() {
+    let (_t, site) = demo_copy();
+    let s = site.to_str().unwrap();
+    let writer = topology_through_a_pipe(&site);
+    let out = run_bounded(&[
+        "run",
+        "--site",
+        s,
+        "--format",
+        "jsonl",
+        "-q",
+        "samples/demo/commands.pdadmin",
+    ]);
+    writer.join().unwrap();
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    assert_eq!(json_lines(&out).len(), 27);
+    let writer = topology_through_a_pipe_again(&site);
+    let out = run_bounded(&["exec", "--site", s, "server list"]);
+    writer.join().unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(stdout(&out).contains("default-webseald-cruz"));
+}
+
+/// The pipe made by [`topology_through_a_pipe`], written once more.
+fn topology_through_a_pipe_again(site: &std::path::Path) -> std::thread::JoinHandle<()> {
+    let path = site.join("topology.yaml");
+    let text = std::fs::read(repo().join("samples/demo/topology.yaml")).unwrap();
+    std::thread::spawn(move || {
+        use std::io::Write;
+        let mut pipe = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        let _ = pipe.write_all(&text);
+    })
+}

@@ -537,3 +537,340 @@ fn a_primary_killed_mid_run_loses_nothing_and_retry_failed_converges() {
         "sessions after the retry",
     );
 }
+
+/// What use found: all six nodes of the cluster killed while a run executes. Every line
+/// still gets a result, the lines the lost store touched are `SMR…E` errors, and the run
+/// ends within the store timeout plus a little (it used to wait the full timeout again for
+/// every batch, and did not end in two minutes), exit 1, no panic.
+#[test]
+fn a_whole_cluster_lost_mid_run_ends_within_the_store_timeout() {
+    let mut cluster = Cluster::start();
+    let url = cluster.url();
+    let (_g, site) = generated(20_000, 17);
+    let work = tempfile::tempdir().unwrap();
+    let input = work.path().join("mixed.pdadmin");
+    let text = no_lists(&workload(&site, 20_000, 80_000, 7));
+    std::fs::write(&input, &text).unwrap();
+    let lines = smsrefresh::command::reader::CommandReader::new(text.as_bytes()).count();
+    import(&site, &url);
+    let results = work.path().join("results.jsonl");
+    let mut child = bin()
+        .args(["run", input.to_str().unwrap(), "--site"])
+        .arg(&site)
+        .args(["--store", &url, "--format", "jsonl", "--now", &now(), "-q"])
+        .args(["--store-timeout", "2s", "-o", results.to_str().unwrap()])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t = std::time::Instant::now();
+    while std::fs::metadata(&results).map_or(0, |m| m.len()) == 0 {
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "the run wrote nothing"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the run ended before the kill"
+    );
+    for node in &mut cluster.nodes {
+        node.kill();
+    }
+    let lost = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        assert!(
+            lost.elapsed() < Duration::from_secs(60),
+            "the run did not end a minute after the cluster was lost"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let ended = lost.elapsed();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    // The store timeout (2 s), a round of reconnections, and the rest of the lines failing
+    // at once: far from a timeout per batch.
+    assert!(
+        ended < Duration::from_secs(8),
+        "{ended:?} from the loss to the end of the run"
+    );
+    let got: Vec<serde_json::Value> = std::fs::read_to_string(&results)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(got.len(), lines, "every line has a result");
+    let unavailable = |r: &serde_json::Value| r["message_id"] == "SMRST0209E";
+    let lost_lines = got.iter().filter(|r| unavailable(r)).count();
+    assert!(lost_lines > 0, "the lines after the loss are store errors");
+    assert!(
+        got.iter()
+            .filter(|r| unavailable(r))
+            .all(|r| r["message"].as_str().unwrap().contains("unavailable")),
+        "{:?}",
+        got.iter().find(|r| unavailable(r))
+    );
+    assert!(
+        got.iter().rev().take(200).any(unavailable),
+        "the last lines ran after the loss"
+    );
+}
+
+/// `store stats`: the number on its `sessions` line.
+fn stats_sessions(site: &str, url: &str) -> u64 {
+    let out = store(&["stats", "--site", site, "--store", url]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    stdout(&out)
+        .lines()
+        .find_map(|l| l.strip_prefix("sessions"))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap()
+}
+
+/// Contract §11, "Safe to try, hard to mistype", as a newcomer following docs/redis.md meets
+/// it on a real redis-server: `--no-save` is refused instead of silently keeping changes, a
+/// database or prefix with no import is not an empty store, a password in topology.yaml is
+/// refused with its line, wrong URLs and servers say what to check, and the summary and the
+/// report name the store and say how changes were kept.
+#[test]
+fn redis_is_safe_to_try_and_hard_to_mistype() {
+    let server = Server::start(&[]);
+    let url = server.url();
+    let (_d, demo) = demo_copy();
+    let site = demo.to_str().unwrap();
+    import(&demo, &url);
+    let before = stats_sessions(site, &url);
+    assert!(before > 100);
+
+    // --no-save on a store that keeps each change: exit 2 before anything runs.
+    let terminate =
+        "server task default-webseald-cruz sms session terminate all_sessions dave -realm ibm.com";
+    let no_save: [Vec<&str>; 3] = [
+        vec![
+            "run",
+            "--site",
+            site,
+            "--store",
+            &url,
+            "--no-save",
+            "samples/demo/commands.pdadmin",
+        ],
+        vec![
+            "exec",
+            "--site",
+            site,
+            "--store",
+            &url,
+            "--no-save",
+            terminate,
+        ],
+        vec!["shell", "--site", site, "--store", &url, "--no-save"],
+    ];
+    for args in &no_save {
+        let out = run(args, Some(&format!("{terminate}\n")));
+        let err = stderr(&out);
+        assert_eq!(code(&out), 2, "{args:?}: {err}");
+        assert!(
+            err.contains("--no-save") && err.contains("--dry-run"),
+            "{err}"
+        );
+        assert!(stdout(&out).is_empty(), "{args:?}: nothing ran");
+        assert_eq!(
+            stats_sessions(site, &url),
+            before,
+            "{args:?} changed the store"
+        );
+    }
+    // --dry-run is the safe way: it reads only.
+    let dry = run(
+        &[
+            "run",
+            "--site",
+            site,
+            "--store",
+            &url,
+            "--dry-run",
+            "samples/demo/commands.pdadmin",
+        ],
+        None,
+    );
+    assert_eq!(code(&dry), 1, "{}", stderr(&dry));
+    assert_eq!(stats_sessions(site, &url), before);
+
+    // A database or a prefix where nothing was imported: exit 2 naming the URL, for every
+    // subcommand but import.
+    let other_prefix = format!("{url}?prefix=other:");
+    let other_db = format!("redis://127.0.0.1:{}/3", server.port);
+    for empty in [&other_prefix, &other_db] {
+        for args in [
+            vec!["store", "stats", "--site", site, "--store", empty],
+            vec!["store", "export", "--site", site, "--store", empty],
+            vec![
+                "run",
+                "--site",
+                site,
+                "--store",
+                empty,
+                "samples/demo/commands.pdadmin",
+            ],
+            vec!["exec", "--site", site, "--store", empty, "server list"],
+            vec![
+                "plan",
+                "--site",
+                site,
+                "--store",
+                empty,
+                "policies/refresh-payroll-managers.yaml",
+            ],
+        ] {
+            let out = run(&args, None);
+            let err = stderr(&out);
+            assert_eq!(code(&out), 2, "{args:?}: {err}");
+            assert!(
+                err.contains("nothing is imported") && err.contains(empty.as_str()),
+                "{args:?}: {err}"
+            );
+        }
+    }
+    let out = store(&["import", "--site", site, "--store", &other_prefix]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(stats_sessions(site, &other_prefix), before);
+
+    // A password in topology.yaml's store: names the file, line and key, never the password.
+    let (_p, with_pw) = demo_copy();
+    let topo = with_pw.join("topology.yaml");
+    let text = std::fs::read_to_string(&topo).unwrap();
+    let line = text.lines().count() + 1;
+    std::fs::write(
+        &topo,
+        format!(
+            "{text}store: redis://:hunter2@127.0.0.1:{}/0\n",
+            server.port
+        ),
+    )
+    .unwrap();
+    let out = run(
+        &["exec", "--site", with_pw.to_str().unwrap(), "server list"],
+        None,
+    );
+    let err = stderr(&out);
+    assert_eq!(code(&out), 2, "{err}");
+    assert!(
+        err.contains(&format!("{}:{line}", topo.display()))
+            && err.contains("store")
+            && err.contains("SMSREFRESH_STORE_PASSWORD"),
+        "{err}"
+    );
+    assert!(!err.contains("hunter2"), "{err}");
+
+    // Messages that say what to check.
+    let locked = Server::start(&["--requirepass", "s3cr3t-pw"]);
+    let cases = [
+        (format!("{url}?prefx=a:"), vec!["is wrong", "prefx"]),
+        (format!("{url}?prefix=a{{b}}:"), vec!["is wrong", "prefix"]),
+        (
+            format!("rediss://127.0.0.1:{}/0", server.port),
+            vec!["TLS handshake", "speak TLS"],
+        ),
+        (
+            format!("redis://127.0.0.1:{}/0", locked.port),
+            vec![
+                "wants a password",
+                "redis://:PASSWORD@",
+                "SMSREFRESH_STORE_PASSWORD",
+            ],
+        ),
+    ];
+    for (bad, says) in &cases {
+        let out = run(
+            &[
+                "store",
+                "stats",
+                "--site",
+                site,
+                "--store",
+                bad,
+                "--store-timeout",
+                "1s",
+            ],
+            None,
+        );
+        let err = stderr(&out);
+        assert_eq!(code(&out), 2, "{bad}: {err}");
+        assert!(!err.contains("is unavailable: unknown URL"), "{err}");
+        for s in says {
+            assert!(err.contains(s), "{bad}: `{s}` in {err}");
+        }
+    }
+
+    // The audit: the summary and the report name the store and how changes were kept.
+    let report = demo.parent().unwrap().join("report.json");
+    let with_pw = format!("redis://:s3cr3t-pw@127.0.0.1:{}/0", locked.port);
+    import(&demo, &with_pw);
+    let out = run(
+        &[
+            "run",
+            "--site",
+            site,
+            "--store",
+            &with_pw,
+            "--report",
+            report.to_str().unwrap(),
+            "samples/demo/commands.pdadmin",
+        ],
+        None,
+    );
+    let err = stderr(&out);
+    assert_eq!(code(&out), 1, "{err}");
+    let redacted = format!("redis://:***@127.0.0.1:{}/0", locked.port);
+    assert!(
+        err.contains(&format!(
+            "store {redacted}: changes kept in the store as each command ran"
+        )),
+        "{err}"
+    );
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(r["store"], redacted.as_str());
+    assert_eq!(r["changes"], "kept in the store as each command ran");
+    assert_eq!(r["saved"], false);
+    assert!(
+        !std::fs::read_to_string(&report)
+            .unwrap()
+            .contains("s3cr3t-pw")
+    );
+    assert!(!err.contains("s3cr3t-pw"));
+
+    // A shard says it is one, and how many lines it left to the others.
+    let out = run(
+        &[
+            "run",
+            "--site",
+            site,
+            "--store",
+            &url,
+            "--dry-run",
+            "--shard",
+            "2/3",
+            "--report",
+            report.to_str().unwrap(),
+            "samples/demo/commands.pdadmin",
+        ],
+        None,
+    );
+    let err = stderr(&out);
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let ran = r["counts"]["commands"].as_u64().unwrap();
+    let left = r["shard"]["lines_left_to_other_shards"].as_u64().unwrap();
+    assert_eq!(r["shard"]["shard"], "2/3");
+    assert_eq!(ran + left, 27, "every line of the demo is in one shard");
+    assert!(
+        err.contains(&format!(
+            "shard 2/3: {ran} lines ran here, {left} lines left to the other shards"
+        )),
+        "{err}"
+    );
+}

@@ -380,7 +380,7 @@ fn end_to_end(
         )?);
         let t = Instant::now();
         let mut out = BufWriter::new(File::create(cfg.workdir.join("bench-e2e.out"))?);
-        let finished = run::run(&rc, &mut out, &Silent)?;
+        let finished = run::run(&rc, rc.describe()?, &mut out, &Silent)?;
         out.flush()?;
         e2e.push(t.elapsed());
         e2e_load.push(finished.summary.load);

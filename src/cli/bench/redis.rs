@@ -74,12 +74,12 @@ pub(super) fn run_config(cfg: &BenchConfig, input: Input, store: Option<&str>) -
 /// One measured run: its execute phase and the sessions it acted on.
 fn measure(cfg: &BenchConfig, rc: &RunConfig) -> Result<(Duration, u64), BenchError> {
     let mut out = BufWriter::new(File::create(cfg.workdir.join("bench-redis.out"))?);
-    let finished = run::run(rc, &mut out, &Silent)?;
+    let finished = run::run(rc, rc.describe()?, &mut out, &Silent)?;
     out.flush()?;
     let s = &finished.summary;
     let acted = s.refreshed + s.terminated;
     let execute = s.execute;
-    std::mem::forget(finished);
+    crate::cli::free_at_exit(finished);
     Ok((execute, acted))
 }
 
@@ -100,7 +100,7 @@ pub fn redis_bench(
         names_of(&engine.site.topology),
         Duration::from_secs(10),
     )?;
-    std::mem::forget(engine);
+    crate::cli::free_at_exit(engine);
     let input = cfg.workdir.join(if csv {
         "bench-redis.csv"
     } else {

@@ -64,7 +64,7 @@ fn inputs(site: &Path, dir: &Path, seed: u64) -> Result<(PathBuf, PathBuf, u64),
         }
     })?;
     let sessions = engine.site.store.len()? as u64;
-    std::mem::forget(engine);
+    crate::cli::free_at_exit(engine);
     rows.sort();
     // Fisher–Yates with SplitMix64: the same order for the same seed, on any machine.
     let mut x = seed ^ 0x9e37_79b9_7f4a_7c15;

@@ -47,6 +47,9 @@ pub struct RedisStore {
     /// Threads that keep several parts of a large batch in flight (`update.rs`): kept for
     /// the store's life, so their allocator heaps stay warm.
     in_flight: rayon::ThreadPool,
+    /// Whether a `store import` wrote this prefix's `meta` key: a store without it holds no
+    /// site (an empty one still has its `meta`).
+    imported: bool,
 }
 
 /// What `store stats` shows.
@@ -88,8 +91,10 @@ impl RedisStore {
                     location: url::redact(url),
                     reason: format!("starting threads: {e}"),
                 })?,
+            imported: false,
         };
         if let Some(meta) = store.read_meta()? {
+            store.imported = true;
             let layout = meta.get("layout").and_then(|v| v.parse::<u32>().ok());
             if layout != Some(LAYOUT) {
                 return Err(store.unavailable(format!(
@@ -115,6 +120,19 @@ impl RedisStore {
         let pairs: HashMap<String, String> =
             redis::from_redis_value(v).map_err(|e| self.unavailable(e.to_string()))?;
         Ok((!pairs.is_empty()).then_some(pairs))
+    }
+
+    /// The store, when a site was imported under its database and prefix; otherwise the
+    /// error that says so (contract §11): a mistyped prefix or database must not look like a
+    /// store without sessions.
+    pub fn require_imported(self) -> Result<Self, StoreError> {
+        if self.imported {
+            return Ok(self);
+        }
+        Err(StoreError::NotImported {
+            location: self.location(),
+            prefix: self.layout.prefix.clone(),
+        })
     }
 
     /// From now on nothing is written to Redis: changes stay in this process (a dry run).

@@ -118,10 +118,43 @@ pub struct Nodes {
     pub target: Target,
     map: RwLock<Arc<SlotMap>>,
     pool: Mutex<HashMap<String, Vec<Connection>>>,
+    /// Since when no node has answered at all (every slice of every round broke), if that
+    /// is so now. Every batch waits for the store only until this plus the store timeout:
+    /// a whole cluster gone fails each later batch after one quick try instead of making
+    /// each wait the full timeout again (contract §11: a lost store gives error results
+    /// within the store timeout, and the run ends).
+    unreachable_since: Mutex<Option<Instant>>,
 }
 
 fn reason(e: &RedisError) -> String {
     e.to_string()
+}
+
+/// Why a connection could not be made, with what to check (contract §11: a server that
+/// wants a password, and `rediss://` to a port that does not speak TLS, are named as such).
+fn explain(target: &Target, info: &ConnectionInfo, e: &RedisError) -> String {
+    let text = e.to_string();
+    let addr = addr_of(info);
+    if e.code() == Some("NOAUTH") || text.contains("NOAUTH") {
+        return format!(
+            "{addr}: the server wants a password ({text}); give it in the URL as `redis://:PASSWORD@HOST:PORT` (or `USER:PASSWORD@`), or in {}",
+            super::target::PASSWORD_ENV
+        );
+    }
+    if text.contains("WRONGPASS") || e.kind() == redis::ErrorKind::AuthenticationFailed {
+        return format!(
+            "{addr}: the server refused the user name or password ({text}); check the URL's `USER:PASSWORD@` or {}",
+            super::target::PASSWORD_ENV
+        );
+    }
+    let tls = matches!(info.addr(), redis::ConnectionAddr::TcpTls { .. });
+    if tls && e.is_timeout() {
+        return format!(
+            "{addr}: the TLS handshake got no answer within {:?}: does the server speak TLS on this port? `rediss://` needs the server's TLS port (redis-server --tls-port); a plain port is `redis://`",
+            target.timeout
+        );
+    }
+    format!("{addr}: {text}")
 }
 
 fn addr_of(info: &ConnectionInfo) -> String {
@@ -193,13 +226,14 @@ impl Nodes {
             target,
             map: RwLock::new(Arc::new(map)),
             pool: Mutex::new(HashMap::new()),
+            unreachable_since: Mutex::new(None),
         };
         let map = nodes.map.read().clone();
         for node in &map.nodes {
             nodes.load_library(node).map_err(|e| {
                 nodes
                     .target
-                    .unavailable(format!("{}: {}", node.addr, reason(&e)))
+                    .unavailable(explain(&nodes.target, &node.info, &e))
             })?;
         }
         Ok(nodes)
@@ -222,7 +256,7 @@ impl Nodes {
         for seed in &target.seeds {
             match Self::map_from(target, seed) {
                 Ok(m) => return Ok(m),
-                Err(e) => last = format!("{}: {}", addr_of(seed), reason(&e)),
+                Err(e) => last = explain(target, seed, &e),
             }
         }
         Err(target.unavailable(last))
@@ -394,7 +428,8 @@ impl Nodes {
     /// `wait` adds a replica acknowledgement to each slice that goes to a primary with
     /// replicas.
     pub fn run(&self, cmds: &[Keyed], idempotent: bool, wait: bool) -> Vec<Reply> {
-        let deadline = Instant::now() + self.target.timeout;
+        let since = (*self.unreachable_since.lock()).unwrap_or_else(Instant::now);
+        let deadline = since + self.target.timeout;
         let mut out: Vec<Option<Reply>> = vec![None; cmds.len()];
         let mut pending: Vec<(usize, Option<String>)> =
             (0..cmds.len()).map(|i| (i, None)).collect();
@@ -414,6 +449,7 @@ impl Nodes {
             } else {
                 slices.into_par_iter().map(send).collect()
             };
+            self.note_reachability(&done);
             pending.clear();
             let mut round = Round {
                 out: &mut out,
@@ -443,6 +479,23 @@ impl Nodes {
         out.into_iter()
             .map(|r| r.unwrap_or_else(|| Reply::Failed("no reply".into())))
             .collect()
+    }
+
+    /// Remembers whether any node answered in a round: the first round in which none did
+    /// starts the store's unreachable time, and any answer ends it.
+    fn note_reachability(&self, done: &[(Slice, SliceOutcome)]) {
+        if done.is_empty() {
+            return;
+        }
+        let answered = done
+            .iter()
+            .any(|(_, o)| matches!(o, SliceOutcome::Replies(..)));
+        let mut since = self.unreachable_since.lock();
+        if answered {
+            *since = None;
+        } else if since.is_none() {
+            *since = Some(Instant::now());
+        }
     }
 
     /// Takes in one slice's replies: results, or commands to send again.

@@ -38,6 +38,14 @@ fn refused(location: &str, reason: impl Into<String>) -> StoreError {
     }
 }
 
+/// The URL is wrong, whatever the store would say (contract §11: called a bad URL).
+fn bad_url(location: &str, reason: impl Into<String>) -> StoreError {
+    StoreError::BadUrl {
+        location: location.to_string(),
+        reason: reason.into(),
+    }
+}
+
 /// Decodes the `%XX` escapes of a URL's query value.
 fn percent_decode(v: &str) -> Option<String> {
     let bytes = v.as_bytes();
@@ -66,10 +74,10 @@ fn split_query(url: &str, location: &str) -> Result<(String, String), StoreError
         match pair.split_once('=') {
             Some(("prefix", v)) => {
                 prefix = percent_decode(v)
-                    .ok_or_else(|| refused(location, "the prefix is not valid percent-encoding"))?;
+                    .ok_or_else(|| bad_url(location, "the prefix is not valid percent-encoding"))?;
             }
             _ => {
-                return Err(refused(
+                return Err(bad_url(
                     location,
                     format!("unknown URL parameter `{pair}` (only `prefix=` is known)"),
                 ));
@@ -77,7 +85,7 @@ fn split_query(url: &str, location: &str) -> Result<(String, String), StoreError
         }
     }
     if prefix.contains(['{', '}']) {
-        return Err(refused(
+        return Err(bad_url(
             location,
             "the prefix may not contain `{` or `}` (they would change the hash tags)",
         ));
@@ -99,7 +107,7 @@ impl Target {
             };
             let hosts = hosts.trim_end_matches('/');
             if hosts.is_empty() || hosts.contains('/') {
-                return Err(refused(
+                return Err(bad_url(
                     &location,
                     "a cluster URL names seed nodes `HOST:PORT[,HOST:PORT…]` and no database",
                 ));
@@ -116,7 +124,7 @@ impl Target {
             .iter()
             .map(|u| {
                 let info = u.as_str().into_connection_info().map_err(|e| {
-                    refused(&location, format!("not a valid Redis URL ({:?})", e.kind()))
+                    bad_url(&location, format!("not a valid Redis URL ({:?})", e.kind()))
                 })?;
                 Ok(match &password {
                     Some(pw) if info.redis_settings().password().is_none() => {

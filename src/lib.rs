@@ -22,10 +22,12 @@ pub mod output;
 pub mod policy;
 pub mod rules;
 pub mod run;
+pub mod serve;
 pub mod session;
 pub mod site;
 pub mod store;
 pub mod synthetic;
+pub mod target;
 pub mod time;
 
 pub(crate) mod fold;

@@ -3,7 +3,7 @@
 //! IBM's published IDs and codes are used where the meaning matches (`HPDMG0754W` entry not
 //! found, `DPWAP0059E` unknown server, `DPWWA2043I` credential updated). Everything else is
 //! ours, with the `SMR` product prefix (components `CM` commands, `SS` sessions,
-//! `TP` topology, `RL` refresh rules, `IN` input rows) and codes of the form `0x534d52nn` ("SMR" in ASCII),
+//! `TP` topology, `RL` refresh rules, `IN` input rows, `TG` a target) and codes of the form `0x534d52nn` ("SMR" in ASCII),
 //! a range no IBM component uses. `docs/messages.md` lists the catalog; a test keeps the two
 //! equal. Texts use `%s` and `%d` placeholders, as IBM's catalogs do.
 
@@ -92,6 +92,11 @@ catalog! {
     BAD_ROW = ("SMRIN0207E", 0x534d_52cf, false, "The input row is not valid: %s");
     NOT_RUN = ("SMRCM0208E", 0x534d_52d0, false, "The command was not run: an earlier command failed and --fail-fast is set.");
     STORE_UNAVAILABLE = ("SMRST0209E", 0x534d_52d1, false, "The session store could not complete the command; nothing was changed: %s");
+    WOULD_SEND = ("SMRTG0005I", 0x534d_5206, false, "Dry run: the command would be sent to %s; nothing was sent.");
+    TARGET_FAILED = ("SMRTG0210E", 0x534d_52d2, false, "The target %s did not run the command: %s");
+    TARGET_NOT_API = ("SMRTG0211E", 0x534d_52d3, false, "The target answered HTTP %s with something other than the pdadmin API's JSON: %s");
+    TARGET_NOT_RUN = ("SMRTG0212E", 0x534d_52d4, false, "The command was not run: %s");
+    PDADMIN_LOGIN_FAILED = ("SMRTG0213E", 0x534d_52d5, false, "The pdadmin login of %s failed: the user name or password is not valid.");
 }
 
 /// Looks a message up by ID (any case) or by status code (`0x…` hex or decimal).

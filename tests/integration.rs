@@ -7,6 +7,7 @@
 mod integration {
     pub mod util;
 
+    pub mod appliance;
     mod architecture;
     mod bad_inputs;
     mod catalog_docs;
@@ -27,4 +28,5 @@ mod integration {
     mod snapshot;
     mod store_boundary;
     mod synthetic;
+    mod target;
 }

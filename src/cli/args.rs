@@ -45,6 +45,12 @@ pub enum Cmd {
         after_help = "Examples:\n  smsrefresh shell --site samples/demo --no-save\n  printf 'server list\\nhelp\\n' | smsrefresh shell --site samples/demo --no-save"
     )]
     Shell(ShellArgs),
+    /// Answer the ISVA appliance's pdadmin REST API over HTTPS from a site (an emulator, for
+    /// targets, scripts and rehearsals).
+    #[command(
+        after_help = "Passwords: SMSREFRESH_LMI_PASSWORD (Basic auth of --lmi-user) and SMSREFRESH_ADMIN_PASSWORD (of --admin-id).\n\nExamples:\n  SMSREFRESH_LMI_PASSWORD=lmi SMSREFRESH_ADMIN_PASSWORD=pw smsrefresh serve --site demo --listen 127.0.0.1:9443 --write-cert lmi-ca.pem\n  smsrefresh serve --site /srv/site --listen 0.0.0.0:9443 --tls-cert lmi.pem --tls-key lmi.key --save-every 30s"
+    )]
+    Serve(ServeArgs),
     /// Print the message for a status code (hex `0x…` or decimal) or message ID.
     #[command(
         after_help = "Examples:\n  smsrefresh errtext 0x14c012f2\n  smsrefresh errtext HPDMG0754W\n  smsrefresh errtext"
@@ -374,6 +380,29 @@ pub struct SiteArgs {
     pub store_timeout: Duration,
     #[command(flatten)]
     pub registry: RegistryArgs,
+    /// Send the commands to the ISVA appliance that FILE (a target.yaml) describes instead of
+    /// the site's own store; over $SMSREFRESH_TARGET and the site's target.yaml.
+    #[arg(long, value_name = "FILE")]
+    pub target: Option<PathBuf>,
+    /// At most N commands per second (over a policy's `execution.rate`).
+    #[arg(long, value_name = "N", value_parser = rate_arg)]
+    pub rate: Option<f64>,
+}
+
+/// `--rate N`: a finite number of commands per second between one a day and 10⁶
+/// (contract §13).
+fn rate_arg(s: &str) -> Result<f64, String> {
+    let n: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number of commands per second"))?;
+    if n.is_finite() && (1.0 / 86_400.0..=1e6).contains(&n) {
+        Ok(n)
+    } else {
+        Err(format!(
+            "{s} commands per second: give a number between one a day (0.0000116) and 1000000"
+        ))
+    }
 }
 
 /// `--registry PATH` and `--registry-kind KIND`: a registry instead of the site's own.
@@ -508,6 +537,34 @@ pub struct ValidateArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub site: SiteArgs,
+    /// Where to listen, `ADDR:PORT` (port 0: any free port, printed on standard error).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub listen: std::net::SocketAddr,
+    /// The server's certificate chain (PEM); without it, a self-signed certificate is made and
+    /// its SHA-256 fingerprint printed.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Write the self-signed certificate (PEM) to FILE, for a target's `ca_file`.
+    #[arg(long, value_name = "FILE", conflicts_with = "tls_cert")]
+    pub write_cert: Option<PathBuf>,
+    /// The LMI user of Basic auth; its password comes from $SMSREFRESH_LMI_PASSWORD.
+    #[arg(long, value_name = "NAME", default_value = "admin")]
+    pub lmi_user: String,
+    /// The pdadmin identity (`admin_id`); its password comes from $SMSREFRESH_ADMIN_PASSWORD.
+    #[arg(long, value_name = "NAME", default_value = "sec_master")]
+    pub admin_id: String,
+    /// With the site's files: save changes at most this far apart (and when stopped).
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = duration_arg)]
+    pub save_every: Duration,
+}
+
+#[derive(Debug, Args)]
 pub struct ExecArgs {
     #[command(flatten)]
     pub site: SiteArgs,
@@ -570,6 +627,10 @@ pub struct SiteConfig {
     pub store: StoreOptions,
     /// `--registry PATH` and `--registry-kind`.
     pub registry: RegistryOptions,
+    /// `--target FILE`.
+    pub target: Option<PathBuf>,
+    /// `--rate N`.
+    pub rate: Option<f64>,
 }
 
 /// Parses a duration flag with the one strict parser (clap names the flag on error).
@@ -618,6 +679,8 @@ impl SiteArgs {
                 read_only: false,
             },
             registry: self.registry.options(None),
+            target: self.target.clone(),
+            rate: self.rate,
         })
     }
 }
@@ -674,12 +737,13 @@ impl RunArgs {
             batch: BatchConfig {
                 jobs: self.jobs.unwrap_or(exec.jobs),
                 fail_fast: self.fail_fast || exec.fail_fast,
-                rate: exec.rate,
+                rate: s.rate.unwrap_or(exec.rate),
             },
             csv,
             now: s.now,
             store: s.store,
             registry: s.registry,
+            target: s.target,
             interrupt: smsrefresh::run::Interrupt::default(),
             require_input: self.require_input,
             shard: self.shard,

@@ -36,6 +36,7 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
         Cmd::Validate(args) => validate(&args),
         Cmd::Exec(args) => exec(&args),
         Cmd::Shell(args) => super::shell::shell(&site_config(&args.site)?),
+        Cmd::Serve(args) => super::serve::serve(&args),
         Cmd::Errtext { code } => errtext(code.as_deref()),
         Cmd::Bench(args) => bench(&args),
         Cmd::Convert(args) => convert(&args),
@@ -501,7 +502,11 @@ fn exec(args: &ExecArgs) -> Result<u8> {
         ),
     };
     let source: Arc<str> = Arc::from("exec");
-    let result = engine.execute(&source, 1, &raw, parsed);
+    let job = match parsed {
+        Ok(cmd) => smsrefresh::input::Job::command(1, cmd),
+        Err(e) => smsrefresh::input::Job::invalid(1, &raw, &message::SYNTAX_ERROR, &e.message),
+    };
+    let result = smsrefresh::run::OneAtATime::open(&engine, cfg.rate)?.run_job(&source, &job);
     // Saved before the result is shown: a result never claims a change the site lacks.
     if cfg.save {
         engine.site.save()?;

@@ -12,6 +12,7 @@ mod open;
 mod progress;
 mod registry;
 mod report;
+mod serve;
 mod shell;
 mod signals;
 mod store;

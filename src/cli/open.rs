@@ -12,7 +12,12 @@ use super::args::SiteConfig;
 
 /// The site of `exec` and `shell`, described once, locked when they save, and loaded.
 pub fn open_engine(cfg: &SiteConfig) -> Result<(Option<SiteLock>, Engine)> {
-    let described = SiteDescription::resolve(&cfg.site, &cfg.store, &cfg.registry)?;
+    let described = SiteDescription::resolve_with_target(
+        &cfg.site,
+        &cfg.store,
+        &cfg.registry,
+        cfg.target.as_deref(),
+    )?;
     if !cfg.save && !cfg.dry_run {
         described.check_no_save()?;
     }

@@ -20,6 +20,8 @@ pub struct Bar {
     commands: std::sync::atomic::AtomicU64,
     /// When execution began: the rate is over the execution, not the load.
     executing_since: std::sync::OnceLock<std::time::Instant>,
+    /// With a target: requests in flight and retried so far, shown beside the commands sent.
+    remote: parking_lot::Mutex<Option<(u64, u64)>>,
 }
 
 /// Where progress is drawn: standard error when it is a terminal, plain lines once a second
@@ -87,6 +89,7 @@ impl Bar {
             log: !terminal,
             commands: 0.into(),
             executing_since: std::sync::OnceLock::new(),
+            remote: parking_lot::Mutex::new(None),
         })
     }
 }
@@ -216,9 +219,18 @@ impl Progress for Bar {
             self.bar.set_length(bytes_so_far);
         }
         // The message first: the position's draw then shows both.
-        self.bar
-            .set_message(format!("{done} commands, {:.0}/s", done as f64 / secs));
+        let rate = done as f64 / secs;
+        self.bar.set_message(match *self.remote.lock() {
+            Some((in_flight, retried)) => format!(
+                "{done} commands sent, {in_flight} in flight, {retried} retried, {rate:.0}/s"
+            ),
+            None => format!("{done} commands, {rate:.0}/s"),
+        });
         self.bar.set_position(bytes_so_far);
+    }
+
+    fn remote(&self, in_flight: u64, retried: u64) {
+        *self.remote.lock() = Some((in_flight, retried));
     }
 
     fn end(&self) {

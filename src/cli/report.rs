@@ -68,6 +68,8 @@ struct Report<'a> {
     changes: &'static str,
     /// `--shard K/N`, with the lines left to the other shards.
     shard: Option<ShardRef>,
+    /// With a target: its retries by cause (`connection`, `timeout`, `http 503`, …).
+    retries: &'a std::collections::BTreeMap<String, u64>,
     threads: usize,
     exit_code: i32,
     counts: Counts,
@@ -120,6 +122,7 @@ pub fn render(cfg: &RunConfig, summary: &Summary, started: i64, ended: i64) -> S
         saved: summary.changes == smsrefresh::run::Changes::SavedAtTheEnd,
         store: &summary.store,
         changes: summary.changes.describe(),
+        retries: &summary.retries,
         shard: summary.shard.map(|(s, others)| ShardRef {
             shard: s.to_string(),
             lines_left_to_other_shards: others,

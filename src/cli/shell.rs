@@ -79,6 +79,7 @@ fn is_help(line: &str) -> bool {
 
 pub fn shell(cfg: &SiteConfig) -> Result<u8> {
     let (_lock, engine) = super::open::open_engine(cfg)?;
+    let runner = smsrefresh::run::OneAtATime::open(&engine, cfg.rate)?;
     print_warnings(&engine);
     if cfg.dry_run {
         PipeSafe::new(io::stdout().lock()).write_all(smsrefresh::output::DRY_RUN_LINE)?;
@@ -103,7 +104,7 @@ pub fn shell(cfg: &SiteConfig) -> Result<u8> {
             out.flush()?;
             continue;
         }
-        let result = engine.run_job(&source, &job);
+        let result = runner.run_job(&source, &job);
         failed |= result.status() == Status::Error;
         let mut text = Vec::new();
         pdadmin::render(&result, &mut text)?;
@@ -123,6 +124,7 @@ pub fn shell(cfg: &SiteConfig) -> Result<u8> {
     if cfg.save {
         engine.site.save()?;
     }
+    drop(runner);
     // The process exits next: skip freeing the site piece by piece.
     crate::cli::free_at_exit(engine);
     Ok(u8::from(failed))

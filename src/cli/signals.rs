@@ -77,7 +77,7 @@ pub fn install(interrupt: Interrupt) -> Result<()> {
 /// files being written (a snapshot, a cache, the results) are removed, and the exit status
 /// says which signal it was.
 fn stop_at_once(signal: i32, held: smsrefresh::site::RenamesHeld, what: &str) -> ! {
-    smsrefresh::site::remove_pending_temp_files();
+    let _no_new_files = smsrefresh::site::remove_pending_temp_files();
     let _ = writeln!(std::io::stderr(), "smsrefresh: {}: {what}", name(signal));
     // Held until the process is gone: exit never returns, so the guard is never dropped.
     let _held = held;

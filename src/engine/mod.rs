@@ -86,6 +86,35 @@ impl Interrupt {
     }
 }
 
+/// Where a run's commands run (a side-effect boundary): the engine's own store
+/// ([`Executor`]), or a target that sends each command to an ISVA appliance
+/// (`run::remote`). Batch-shaped: a chunk of jobs at a time, results in input order — only
+/// those of a prefix of the chunk when an interrupt stopped it.
+pub trait Runner {
+    fn run_chunk(&mut self, source: &Arc<str>, jobs: &[Job]) -> Vec<CommandResult>;
+    /// The threads it works with, for the summary.
+    fn threads(&self) -> usize;
+    /// Jobs per chunk: large for the engine (every worker busy), small for a target (its
+    /// results reach the output as the run goes).
+    fn chunk_size(&self) -> usize {
+        16 * 1024
+    }
+    /// Whether each chunk's results are flushed to the output at once.
+    fn streams(&self) -> bool {
+        false
+    }
+}
+
+impl Runner for Executor<'_> {
+    fn run_chunk(&mut self, source: &Arc<str>, jobs: &[Job]) -> Vec<CommandResult> {
+        Executor::run_chunk(self, source, jobs)
+    }
+
+    fn threads(&self) -> usize {
+        Executor::threads(self)
+    }
+}
+
 /// A loaded site, the refresh rules of the run, and its "now".
 pub struct Engine {
     pub site: Site,

@@ -19,7 +19,9 @@ pub(crate) mod result;
 use smallvec::SmallVec;
 
 pub use finish::Finish;
-pub use result::{CommandResult, CommandText, Item, NamedItem, Outcome, SessionItem, Status};
+pub use result::{
+    Answer, CommandResult, CommandText, Item, NamedItem, Outcome, SessionItem, Status,
+};
 
 use crate::command::{Command, Task};
 use crate::credential::Credential;

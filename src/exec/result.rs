@@ -85,6 +85,30 @@ pub struct Args {
     fixed: Option<&'static str>,
 }
 
+/// What an ISVA appliance answered to one command (contract §14): its pdadmin text, and the
+/// first message ID and status code in it. Its status is decided by the target's rules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    pub message_id: Option<String>,
+    pub code: Option<String>,
+    pub text: String,
+}
+
+/// A message ID of an appliance's answer as a `&'static str`, for the per-ID counts: the IDs
+/// an appliance prints are few, so each distinct one is kept once for the process's life.
+pub fn remember_id(id: &str) -> &'static str {
+    static SEEN: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
+    let mut seen = SEEN
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(s) = seen.iter().find(|s| **s == id) {
+        return s;
+    }
+    let s: &'static str = Box::leak(id.to_string().into_boxed_str());
+    seen.push(s);
+    s
+}
+
 /// What executing a command produced, before it is placed in its input.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {
@@ -98,6 +122,8 @@ pub struct Outcome {
     pub total: Option<u64>,
     /// For `errtext`: the message looked up, whose code the pdadmin line shows.
     pub looked_up: Option<&'static Message>,
+    /// A target's answer, shown instead of `message` (and `sessions` is unknown).
+    pub answer: Option<Box<Answer>>,
 }
 
 impl Outcome {
@@ -115,7 +141,46 @@ impl Outcome {
             items: None,
             total: None,
             looked_up: None,
+            answer: None,
         }
+    }
+
+    /// An appliance's answer with the status the target's rules gave it.
+    pub fn answered(status: Status, answer: Answer) -> Self {
+        Self {
+            status,
+            answer: Some(Box::new(answer)),
+            ..Self::new(&crate::message::WOULD_SEND, &[])
+        }
+    }
+
+    /// The message ID shown: the catalog's, or the first one in an appliance's answer.
+    pub fn message_id(&self) -> Option<&str> {
+        match &self.answer {
+            Some(a) => a.message_id.as_deref(),
+            None => Some(self.message.id),
+        }
+    }
+
+    /// The message ID for the per-ID counts (`-` when an answer has none).
+    pub fn counted_id(&self) -> &'static str {
+        match &self.answer {
+            Some(a) => a.message_id.as_deref().map_or("-", remember_id),
+            None => self.message.id,
+        }
+    }
+
+    /// The status code shown: for warnings and errors, the catalog's; an answer's own.
+    pub fn code(&self) -> Option<String> {
+        match &self.answer {
+            Some(a) => a.code.clone(),
+            None => (self.status != Status::Ok).then(|| self.message.code_hex()),
+        }
+    }
+
+    /// Sessions acted on; unknown for a target's answer (the appliance does not say).
+    pub fn sessions_known(&self) -> Option<u64> {
+        self.answer.is_none().then_some(self.sessions)
     }
 
     pub fn sessions(mut self, n: usize) -> Self {
@@ -138,8 +203,11 @@ impl Outcome {
         self
     }
 
-    /// The message text with its placeholders filled.
+    /// The message text with its placeholders filled (an answer's text as it came).
     pub fn text(&self) -> Cow<'static, str> {
+        if let Some(a) = &self.answer {
+            return Cow::Owned(a.text.clone());
+        }
         if let Some(t) = self.args.fixed {
             return Cow::Borrowed(t);
         }

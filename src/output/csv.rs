@@ -21,7 +21,7 @@ pub fn render(results: &[CommandResult], out: &mut Vec<u8>) {
     for r in results {
         let j = JsonResult::of(r);
         let line = j.line.to_string();
-        let sessions = j.sessions.to_string();
+        let sessions = j.sessions.map(|n| n.to_string()).unwrap_or_default();
         let total = j.total.map(|t| t.to_string()).unwrap_or_default();
         let code = j.code.unwrap_or_default();
         let errtext_code = j.errtext_code.unwrap_or_default();
@@ -35,7 +35,7 @@ pub fn render(results: &[CommandResult], out: &mut Vec<u8>) {
             j.user.unwrap_or(""),
             j.session_id.unwrap_or(""),
             j.status.as_str(),
-            j.message_id,
+            j.message_id.unwrap_or(""),
             &code,
             &j.message,
             &sessions,

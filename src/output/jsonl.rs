@@ -26,11 +26,13 @@ pub struct JsonResult<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub session_id: Option<&'a str>,
     pub status: Status,
-    pub message_id: &'static str,
+    /// `null` only for a target's answer without a message ID.
+    pub message_id: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub code: Option<String>,
     pub message: Cow<'static, str>,
-    pub sessions: u64,
+    /// `null` for a target's answer: the appliance does not say.
+    pub sessions: Option<u64>,
     pub dry_run: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub items: Option<&'a [Item]>,
@@ -54,10 +56,10 @@ impl<'a> JsonResult<'a> {
             user: r.user(),
             session_id: r.session_id(),
             status,
-            message_id: r.outcome.message.id,
-            code: (status != Status::Ok).then(|| r.outcome.message.code_hex()),
+            message_id: r.outcome.message_id(),
+            code: r.outcome.code(),
             message: r.outcome.text(),
-            sessions: r.outcome.sessions,
+            sessions: r.outcome.sessions_known(),
             dry_run: r.dry_run,
             items: r.outcome.items.as_deref(),
             total: r.outcome.total,

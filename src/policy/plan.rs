@@ -44,6 +44,15 @@ pub enum PlanError {
     Policy(#[from] PolicyError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A policy that needs session data, run against a target (contract §14).
+    #[error(
+        "{file}: {key}: a target has no session data here (its sessions live in the appliance), so a policy cannot {what}; nothing was run"
+    )]
+    NoSessionData {
+        file: String,
+        key: &'static str,
+        what: &'static str,
+    },
     #[error("{file}: limits.{limit}: the plan has {planned} {what}, over the limit of {value} by {}", planned - value)]
     Limit {
         file: String,
@@ -249,6 +258,9 @@ pub fn resolve(p: &Policy, site: &Site, clock: &Clock) -> Result<Plan, PlanError
         None => None,
     };
     check_names(p, topology, registry, changes.as_ref())?;
+    if site.target.is_some() {
+        refuse_session_filters(p)?;
+    }
     let targets = collect_targets(p, site, clock, changes.as_ref())?;
     let (planned, mut plan) = screen(p, registry, targets);
     plan.users = planned.len() as u64;
@@ -259,6 +271,44 @@ pub fn resolve(p: &Policy, site: &Site, clock: &Clock) -> Result<Plan, PlanError
     }
     check_limits(p, &plan)?;
     Ok(plan)
+}
+
+/// With a target, what needs the sessions is refused before anything runs (contract §14).
+fn refuse_session_filters(p: &Policy) -> Result<(), PlanError> {
+    let refuse = |key, what| {
+        Err(PlanError::NoSessionData {
+            file: p.file.display().to_string(),
+            key,
+            what,
+        })
+    };
+    if p.sessions.is_some() {
+        return refuse(
+            "sessions",
+            "filter sessions (idle_longer_than, older_than, …)",
+        );
+    }
+    if p.limits.max_sessions.is_some() {
+        return refuse("limits.max_sessions", "count the sessions a plan touches");
+    }
+    if p.all_users {
+        return refuse("targets.all_users", "list the users who have live sessions");
+    }
+    Ok(())
+}
+
+/// The registry's users whose name matches `pattern`, sorted by folded name: what a
+/// `user_pattern` selects when the sessions are not here (a target).
+fn registry_users(registry: &Registry, pattern: &str) -> Vec<String> {
+    let matcher = WildMatch::new_case_insensitive(pattern);
+    let mut users: Vec<(CompactString, String)> = registry
+        .users()
+        .iter()
+        .filter(|u| matcher.matches(&u.name))
+        .map(|u| (fold(&u.name), u.name.to_string()))
+        .collect();
+    users.sort();
+    users.into_iter().map(|(_, v)| v).collect()
 }
 
 /// Every selector's users, in the contract's selector order.
@@ -284,7 +334,12 @@ fn collect_targets(
     }
     let realm_id = p.realm.as_deref().and_then(|r| topology.realm(r));
     if let (Some(pattern), Some(rid)) = (&p.user_pattern, realm_id) {
-        for u in live_users(store, registry, rid, Some(pattern), clock)? {
+        let users = if site.target.is_some() {
+            registry_users(registry, pattern)
+        } else {
+            live_users(store, registry, rid, Some(pattern), clock)?
+        };
+        for u in users {
             targets.push(u, default_realm.clone(), None);
         }
     }
@@ -434,7 +489,9 @@ fn per_user_commands(
         .iter()
         .filter_map(|(t, _)| topology.realm(&t.realm).map(|r| (r, UserKey::of(&t.user))))
         .collect();
-    plan.sessions += site.store.count_live(clock, &keys)?.iter().sum::<usize>() as u64;
+    if site.target.is_none() {
+        plan.sessions += site.store.count_live(clock, &keys)?.iter().sum::<usize>() as u64;
+    }
     for (t, terminate) in planned {
         let (user, realm) = (t.user.clone(), t.realm.clone());
         let task = if *terminate {

@@ -8,6 +8,7 @@
 //! jobs and results is held at a time.
 
 mod pump;
+mod remote;
 mod shard;
 mod summary;
 
@@ -17,7 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub use crate::engine::Interrupt;
-use crate::engine::{BatchConfig, Engine, Executor};
+use crate::engine::{BatchConfig, Engine, Executor, Runner};
 use crate::input::{CommandSource, CsvDefaults, CsvSource, Job};
 use crate::output::{self, Format};
 use crate::policy::{Plan, PlanError, Policy, PolicyAction, resolve};
@@ -26,6 +27,7 @@ use crate::site::{RegistryOptions, SiteDescription, SiteError, StoreOptions};
 pub use self::pump::{Inputs, Reader};
 use self::pump::{Pump, input_size};
 
+pub use remote::OneAtATime;
 pub use shard::Shard;
 pub use summary::{Changes, Summary};
 
@@ -86,6 +88,8 @@ pub struct RunConfig {
     pub store: StoreOptions,
     /// `--registry PATH` and `--registry-kind` (over the site's registry).
     pub registry: RegistryOptions,
+    /// `--target FILE` (over `SMSREFRESH_TARGET` and the site's `target.yaml`).
+    pub target: Option<PathBuf>,
     /// Set by a signal handler to stop the run early (contract §13).
     pub interrupt: Interrupt,
     /// `--require-input`: an input with no commands stops the run before it starts.
@@ -101,7 +105,12 @@ pub struct RunConfig {
 impl RunConfig {
     /// The site this run acts on, resolved once: topology, registry and store.
     pub fn describe(&self) -> Result<SiteDescription, SiteError> {
-        SiteDescription::resolve(&self.site, &self.store, &self.registry)
+        SiteDescription::resolve_with_target(
+            &self.site,
+            &self.store,
+            &self.registry,
+            self.target.as_deref(),
+        )
     }
 }
 
@@ -125,6 +134,9 @@ pub enum RunError {
     NoCommands { path: String },
     #[error(transparent)]
     NotResults(#[from] crate::input::retry::NotResults),
+    /// A target that cannot be used: its passwords, its CA, or the preflight (contract §14).
+    #[error(transparent)]
+    Target(#[from] crate::target::TargetError),
 }
 
 /// How far an interrupted run got.
@@ -147,6 +159,8 @@ pub trait Progress: Sync {
     fn begin(&self, _total_bytes: u64) {}
     /// A chunk is done: the commands it held and the input bytes consumed so far.
     fn advance(&self, _commands: u64, _bytes_so_far: u64) {}
+    /// With a target: requests in flight now, and retried so far.
+    fn remote(&self, _in_flight: u64, _retried: u64) {}
     fn end(&self) {}
 }
 
@@ -229,6 +243,7 @@ pub fn run_loaded(
     let store = &engine.site.store;
     let changes = match (cfg.dry_run, cfg.save, store.saved_by_site()) {
         (true, _, _) => Changes::None,
+        _ if engine.site.target.is_some() => Changes::SentToTarget,
         (false, _, false) => Changes::KeptAsTheyRan,
         (false, true, true) => Changes::SavedAtTheEnd,
         (false, false, true) => Changes::Dropped,
@@ -239,7 +254,12 @@ pub fn run_loaded(
         registry: engine.site.registry_from.clone(),
         warnings: engine.warnings(),
         dry_run: cfg.dry_run,
-        store: store.location(),
+        store: engine
+            .site
+            .target
+            .as_ref()
+            .map_or_else(|| store.location(), |t| t.url.clone()),
+        target: engine.site.target.is_some(),
         changes,
         shard: cfg.shard.map(|s| (s, 0)),
         ..Summary::default()
@@ -260,6 +280,13 @@ fn run_phases(
     progress: &dyn Progress,
     summary: &mut Summary,
 ) -> Result<(), RunError> {
+    // A target answers its preflight before anything is planned or sent.
+    let remote = engine
+        .site
+        .target
+        .as_ref()
+        .map(remote::connect)
+        .transpose()?;
     progress.phase(Phase::Plan);
     let plan = plan(cfg, engine, summary)?;
     if !cfg.interrupt.begin_changes() {
@@ -270,7 +297,26 @@ fn run_phases(
         }
     }
     progress.phase(Phase::Execute);
-    execute(cfg, engine, plan, inputs, out, progress, summary)?;
+    let runner: Box<dyn Runner + '_> = match (&remote, &engine.site.target) {
+        (Some(remote), Some(target)) => Box::new(remote::RemoteRunner::new(
+            engine,
+            remote,
+            target,
+            (cfg.batch.rate, cfg.dry_run, cfg.batch.fail_fast),
+            cfg.interrupt.clone(),
+            progress,
+        )),
+        _ => Box::new(
+            Executor::new(engine, cfg.batch)
+                .map_err(|e| RunError::Threads(e.to_string()))?
+                .with_interrupt(cfg.interrupt.clone()),
+        ),
+    };
+    let executed = execute(cfg, engine, runner, plan, inputs, out, progress, summary);
+    if let Some(remote) = &remote {
+        summary.retries = remote.client.retries().by_cause;
+    }
+    executed?;
     if summary.interrupted.is_none() {
         summary.purged = sweep(cfg, engine)?;
     }
@@ -301,18 +347,17 @@ fn plan(cfg: &RunConfig, engine: &Engine, summary: &mut Summary) -> Result<Optio
 }
 
 /// Streams the plan, then every input, through the executor, writing results in order.
+#[allow(clippy::too_many_arguments, reason = "the run's parts, each used once")]
 fn execute(
     cfg: &RunConfig,
     engine: &Engine,
+    executor: Box<dyn Runner + '_>,
     plan: Option<Plan>,
     inputs: &mut Inputs,
     out: &mut dyn Write,
     progress: &dyn Progress,
     summary: &mut Summary,
 ) -> Result<(), RunError> {
-    let executor = Executor::new(engine, cfg.batch)
-        .map_err(|e| RunError::Threads(e.to_string()))?
-        .with_interrupt(cfg.interrupt.clone());
     summary.threads = executor.threads();
     progress.begin(cfg.inputs.iter().map(input_size).sum());
     let mut buffered = BufWriter::with_capacity(1 << 16, out);

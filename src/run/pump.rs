@@ -9,8 +9,8 @@ use std::time::Instant;
 
 use rayon::prelude::*;
 
-use super::{CHUNK, Input, Interrupt, Progress, RunError, Shard, Summary};
-use crate::engine::Executor;
+use super::{Input, Interrupt, Progress, RunError, Shard, Summary};
+use crate::engine::Runner;
 use crate::input::retry::Failed;
 use crate::input::{Counting, Job, sniff};
 use crate::output::{self, Format};
@@ -88,7 +88,7 @@ pub(super) fn input_size(input: &Input) -> u64 {
 /// Streams jobs through the executor in chunks, writing results in order. Once an
 /// interrupt is requested, no further chunk starts: the rest of the input is only counted.
 pub(super) struct Pump<'a, 'e> {
-    executor: Executor<'e>,
+    executor: Box<dyn Runner + 'e>,
     format: Format,
     out: &'a mut dyn Write,
     summary: &'a mut Summary,
@@ -106,7 +106,7 @@ pub(super) struct Pump<'a, 'e> {
 
 impl<'a, 'e> Pump<'a, 'e> {
     pub(super) fn new(
-        executor: Executor<'e>,
+        executor: Box<dyn Runner + 'e>,
         format: Format,
         out: &'a mut dyn Write,
         summary: &'a mut Summary,
@@ -175,6 +175,10 @@ impl<'a, 'e> Pump<'a, 'e> {
         for b in &buffers {
             self.out.write_all(b).map_err(RunError::Output)?;
         }
+        if self.executor.streams() {
+            // A target's results reach the output as the run goes, whole lines only.
+            self.out.flush().map_err(RunError::Output)?;
+        }
         for r in &results {
             self.summary.add(r);
         }
@@ -189,14 +193,15 @@ impl<'a, 'e> Pump<'a, 'e> {
         source: &Arc<str>,
         jobs: impl Iterator<Item = io::Result<Job>>,
     ) -> Result<(), RunError> {
-        let mut chunk: Vec<Job> = Vec::with_capacity(CHUNK);
+        let size = self.executor.chunk_size();
+        let mut chunk: Vec<Job> = Vec::with_capacity(size);
         for job in jobs {
             self.seen += 1;
             chunk.push(job.map_err(|e| RunError::Input {
                 path: source.to_string(),
                 cause: e,
             })?);
-            if chunk.len() == CHUNK {
+            if chunk.len() == size {
                 self.chunk_or_stop(source, &mut chunk)?;
                 chunk.clear();
             }

@@ -45,6 +45,10 @@ pub struct Summary {
     pub changes: Changes,
     /// `--shard K/N`, and the input lines this shard left to the others.
     pub shard: Option<(super::Shard, u64)>,
+    /// Commands went to a target (`store` is then its URL).
+    pub target: bool,
+    /// A target's retries, by cause (`connection`, `timeout`, `http 503`, …).
+    pub retries: BTreeMap<String, u64>,
 }
 
 /// How a run's changes were kept (contract §11: the report and the summary say so).
@@ -55,6 +59,8 @@ pub enum Changes {
     SavedAtTheEnd,
     /// A networked store: each change was kept as its command ran.
     KeptAsTheyRan,
+    /// A target: the appliance made each change as its command was sent.
+    SentToTarget,
     /// `--no-save`: the changes were made in this process and dropped.
     Dropped,
     /// `--dry-run`: nothing was changed.
@@ -67,6 +73,7 @@ impl Changes {
         match self {
             Changes::SavedAtTheEnd => "saved to the site's files at the end of the run",
             Changes::KeptAsTheyRan => "kept in the store as each command ran",
+            Changes::SentToTarget => "made by the target as each command was sent",
             Changes::Dropped => "not kept (--no-save)",
             Changes::None => "none (dry run)",
         }
@@ -84,7 +91,7 @@ impl Summary {
             Status::Warning => self.warning += 1,
             Status::Error => self.error += 1,
         }
-        *self.messages.entry(r.outcome.message.id).or_default() += 1;
+        *self.messages.entry(r.outcome.counted_id()).or_default() += 1;
         if r.status() == Status::Ok {
             match r.action {
                 Action::RefreshAllSessions

@@ -26,6 +26,18 @@ fn pending(add: Option<&Path>, remove: Option<&Path>) {
     }
 }
 
+/// Creates the temporary file `tmp` and records it, as one step: a process stopping at once
+/// holds the same lock from its removal of the files to its exit, so no file is created after
+/// the removal and left behind.
+fn create_pending(tmp: &Path) -> io::Result<File> {
+    let mut list = PENDING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let file = File::create(tmp)?;
+    list.push(tmp.to_path_buf());
+    Ok(file)
+}
+
 /// Set once this process has replaced a file: from then on, a run that is stopped at once
 /// would leave results behind what it already saved, so it finishes publishing instead.
 static REPLACED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
@@ -88,14 +100,21 @@ pub fn hold_renames() -> RenamesHeld {
     }
 }
 
-/// Removes every temporary file being written (for a process about to exit at once).
-pub fn remove_pending_temp_files() {
+/// Removes every temporary file being written (for a process about to exit at once). No new
+/// one is created while the result is held: hold it until the exit.
+pub fn remove_pending_temp_files() -> PendingHeld {
     let list = PENDING
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     for p in list.iter() {
         let _ = fs::remove_file(p);
     }
+    PendingHeld { _held: list }
+}
+
+/// No temporary file is created while this is held.
+pub struct PendingHeld {
+    _held: std::sync::MutexGuard<'static, Vec<PathBuf>>,
 }
 
 /// The temporary name beside `path`: `DIR/.NAME.tmp-PID`.
@@ -151,11 +170,7 @@ impl Staged {
         }
         let (dir, tmp, prefix) = temp_beside(target);
         remove_stale(&dir, &prefix);
-        pending(Some(&tmp), None);
-        let file = File::create(&tmp).map_err(|e| {
-            pending(None, Some(&tmp));
-            SiteError::io(&tmp, e)
-        })?;
+        let file = create_pending(&tmp).map_err(|e| SiteError::io(&tmp, e))?;
         Ok(Self {
             target: target.to_path_buf(),
             tmp,
@@ -270,9 +285,8 @@ fn write_as(
     let (dir, tmp, prefix) = temp_beside(path);
     let dir = dir.as_path();
     remove_stale(dir, &prefix);
-    pending(Some(&tmp), None);
     let result = (|| {
-        let file = File::create(&tmp).map_err(|e| SiteError::io(&tmp, e))?;
+        let file = create_pending(&tmp).map_err(|e| SiteError::io(&tmp, e))?;
         let mut out = BufWriter::with_capacity(1 << 20, file);
         body(&mut out).map_err(|e| SiteError::io(&tmp, e))?;
         let file = out

@@ -91,6 +91,9 @@ pub struct Site {
     pub store: Box<dyn SessionStore>,
     /// How long each part of the load took.
     pub load_times: LoadTimes,
+    /// The target commands are sent to, if any (contract §14): then `store` is empty, since
+    /// the sessions live in the appliance.
+    pub target: Option<crate::target::TargetConfig>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -211,12 +214,15 @@ impl Site {
             topology,
             registry: source,
             store: url,
+            target,
             took,
         } = described;
         let t1 = Instant::now();
         let registry = source.load(progress)?;
         let t2 = Instant::now();
         let store: Box<dyn SessionStore> = match url {
+            // With a target the session files are neither read nor written.
+            _ if target.is_some() => Box::new(MemoryStore::default()),
             StoreUrl::Files => Box::new(Self::load_files(&dir, &topology)?),
             StoreUrl::Redis(url) => {
                 let redis = RedisStore::open(&url, names_of(&topology), store.timeout)?
@@ -240,6 +246,7 @@ impl Site {
                 registry: t2 - t1,
                 sessions: t3 - t2,
             },
+            target,
         })
     }
 

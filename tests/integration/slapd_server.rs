@@ -39,8 +39,8 @@ fn free_port() -> u16 {
 /// A certificate authority and a server certificate for 127.0.0.1, as PEM files.
 pub struct Tls {
     pub ca: PathBuf,
-    cert: PathBuf,
-    key: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 impl Tls {

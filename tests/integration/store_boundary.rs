@@ -129,6 +129,7 @@ fn config(site: &Path, input: &Path) -> RunConfig {
         now: Some(GEN_EPOCH),
         store: smsrefresh::site::StoreOptions::default(),
         registry: smsrefresh::site::RegistryOptions::default(),
+        target: None,
         interrupt: smsrefresh::run::Interrupt::default(),
         require_input: false,
         shard: None,

@@ -63,6 +63,7 @@ pub(super) fn run_config(cfg: &BenchConfig, input: Input, store: Option<&str>) -
         now: Some(GEN_EPOCH),
         store: StoreOptions::url(store),
         registry: smsrefresh::site::RegistryOptions::default(),
+        target: None,
         interrupt: run::Interrupt::default(),
         require_input: false,
         shard: None,

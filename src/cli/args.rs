@@ -47,8 +47,11 @@ pub enum Cmd {
     Shell(ShellArgs),
     /// Answer the ISVA appliance's pdadmin REST API over HTTPS from a site (an emulator, for
     /// targets, scripts and rehearsals).
+    ///
+    /// The passwords come from SMSREFRESH_LMI_PASSWORD (Basic auth of --lmi-user) and
+    /// SMSREFRESH_ADMIN_PASSWORD (the body's admin_pwd, of --admin-id).
     #[command(
-        after_help = "Passwords: SMSREFRESH_LMI_PASSWORD (Basic auth of --lmi-user) and SMSREFRESH_ADMIN_PASSWORD (of --admin-id).\n\nExamples:\n  SMSREFRESH_LMI_PASSWORD=lmi SMSREFRESH_ADMIN_PASSWORD=pw smsrefresh serve --site demo --listen 127.0.0.1:9443 --write-cert lmi-ca.pem\n  smsrefresh serve --site /srv/site --listen 0.0.0.0:9443 --tls-cert lmi.pem --tls-key lmi.key --save-every 30s"
+        after_help = "Examples:\n  smsrefresh serve --site demo --listen 127.0.0.1:9443 --write-cert lmi-ca.pem\n  smsrefresh serve --site /srv/site --listen 0.0.0.0:9443 --tls-cert lmi.pem --tls-key lmi.key --save-every 30s"
     )]
     Serve(ServeArgs),
     /// Print the message for a status code (hex `0x…` or decimal) or message ID.
@@ -562,6 +565,10 @@ pub struct ServeArgs {
     /// With the site's files: save changes at most this far apart (and when stopped).
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = duration_arg)]
     pub save_every: Duration,
+    /// Answer every request only after this long: rehearse against an appliance's response
+    /// time (and measure a target's concurrency).
+    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = duration_arg)]
+    pub latency: Duration,
 }
 
 #[derive(Debug, Args)]

@@ -38,6 +38,7 @@ pub fn serve(args: &ServeArgs) -> Result<u8> {
         write_cert: args.write_cert.clone(),
         credentials,
         save_every: args.save_every,
+        latency: args.latency,
     };
     let (_lock, engine) = super::open::open_engine(&site)?;
     super::terminal::print_warnings(&engine);

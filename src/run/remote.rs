@@ -253,7 +253,7 @@ impl Runner for RemoteRunner<'_> {
 
     /// A few rounds of requests: results reach the output as the run goes.
     fn chunk_size(&self) -> usize {
-        (self.concurrency * 8).max(64)
+        (self.concurrency * 32).max(256)
     }
 
     fn streams(&self) -> bool {

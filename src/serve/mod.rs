@@ -42,6 +42,8 @@ pub struct ServeConfig {
     pub credentials: Credentials,
     /// With the site's files: the longest time a change waits to be saved.
     pub save_every: Duration,
+    /// Every answer waits this long first: a rehearsal against an appliance's response time.
+    pub latency: Duration,
 }
 
 /// Why the server could not start or stop cleanly.
@@ -115,8 +117,12 @@ fn identity(
 /// Answers one HTTP request.
 async fn handle(
     api: Arc<Api>,
+    latency: Duration,
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, hyper::Error> {
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
     let respond = |r: Reply| {
         let mut resp = Response::new(Full::new(Bytes::from(r.body)));
         *resp.status_mut() = hyper::StatusCode::from_u16(r.status)
@@ -203,7 +209,7 @@ pub fn serve(
             fingerprint: listening_fingerprint,
             self_signed,
         });
-        accept_until_stopped(&listener, &acceptor, &api, stop).await;
+        accept_until_stopped(&listener, &acceptor, (&api, cfg.latency), stop).await;
         Ok::<(), ServeError>(())
     });
     runtime.shutdown_timeout(Duration::from_secs(2));
@@ -216,7 +222,7 @@ pub fn serve(
 async fn accept_until_stopped(
     listener: &tokio::net::TcpListener,
     acceptor: &tokio_rustls::TlsAcceptor,
-    api: &Arc<Api>,
+    (api, latency): (&Arc<Api>, Duration),
     stop: &Interrupt,
 ) {
     let mut tick = tokio::time::interval(Duration::from_millis(100));
@@ -228,7 +234,8 @@ async fn accept_until_stopped(
                 let (acceptor, api) = (acceptor.clone(), api.clone());
                 tokio::spawn(async move {
                     let Ok(tls) = acceptor.accept(stream).await else { return };
-                    let service = hyper::service::service_fn(move |req| handle(api.clone(), req));
+                    let service =
+                        hyper::service::service_fn(move |req| handle(api.clone(), latency, req));
                     let _ = hyper::server::conn::http1::Builder::new()
                         .keep_alive(true)
                         .serve_connection(TokioIo::new(tls), service)

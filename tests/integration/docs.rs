@@ -259,6 +259,65 @@ fn the_guide_walkthrough_runs_as_written() {
     );
 }
 
+/// docs/isva.md's five commands, run by bash in a scratch folder (on a free port instead of
+/// 9443): the emulator starts, the target refreshes the CSV's users through it, and the
+/// emulator saves what changed when it stops.
+#[test]
+fn the_isva_walkthrough_runs_as_written() {
+    let walkthrough: String = blocks("docs/isva.md")
+        .into_iter()
+        .filter(|(info, _)| info == "sh isva-walkthrough")
+        .map(|(_, body)| body)
+        .collect();
+    assert!(walkthrough.contains("smsrefresh serve") && walkthrough.contains("--target"));
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let walkthrough = walkthrough.replace("9443", &port.to_string());
+    let tmp = tempfile::tempdir().unwrap();
+    let bin_dir = std::path::Path::new(env!("CARGO_BIN_EXE_smsrefresh"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = std::process::Command::new("bash")
+        .args(["-euo", "pipefail", "-c", &walkthrough])
+        .current_dir(tmp.path())
+        .env("PATH", path)
+        .env("REPO", repo())
+        .env_remove("SMSREFRESH_SITE")
+        .env_remove("SMSREFRESH_STORE")
+        .env_remove("SMSREFRESH_TARGET")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let results: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let statuses: Vec<&str> = results
+        .iter()
+        .map(|r| r["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["ok", "ok", "error"], "{stdout}");
+    assert_eq!(results[2]["message_id"], "HPDMG0754W");
+    // The emulator saved the refreshes in its copy; the demo itself is untouched.
+    let saved = std::fs::read_to_string(tmp.path().join("appliance/sessions.jsonl")).unwrap();
+    assert!(saved.contains("last_refresh"), "{stderr}");
+    let demo = std::fs::read_to_string(repo().join("samples/demo/sessions.jsonl")).unwrap();
+    assert!(!demo.contains("last_refresh"));
+}
+
 /// Splits a command line as a shell would for these examples: spaces, and double quotes.
 fn shell_words(line: &str) -> Vec<String> {
     let mut out = Vec::new();

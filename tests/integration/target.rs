@@ -652,3 +652,88 @@ fn a_signal_mid_run_leaves_exactly_the_results_of_what_was_sent() {
         );
     }
 }
+
+/// `serve` answers as the appliance answers a batch: the commands' text joined, HTTP 200 or
+/// 500 by the last command; 400 for a body that is not the API's; 401 without the LMI login.
+#[test]
+fn serve_answers_batches_and_refuses_what_is_not_the_api() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tls = Tls::create(tmp.path());
+    let (_s, served) = demo_copy();
+    let serve = Serve::start(&served, &tls, &[]);
+    let ca = std::fs::read(&tls.ca).unwrap();
+    let certs: Vec<ureq::tls::Certificate<'static>> = ureq::tls::parse_pem(&ca)
+        .filter_map(|i| match i {
+            Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
+            _ => None,
+        })
+        .collect();
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .tls_config(
+            ureq::tls::TlsConfig::builder()
+                .root_certs(ureq::tls::RootCerts::new_with_certs(&certs))
+                .build(),
+        )
+        .build()
+        .into();
+    use base64::Engine as _;
+    let basic = |pw: &str| {
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("admin:{pw}"))
+        )
+    };
+    let post = |path: &str, auth: &str, body: &str| {
+        let mut r = agent
+            .post(&format!("{}{path}", serve.url))
+            .header("Authorization", auth)
+            .header("Accept", "application/json")
+            .send(body.as_bytes())
+            .unwrap();
+        let status = r.status().as_u16();
+        let text = r.body_mut().read_to_string().unwrap();
+        (
+            status,
+            serde_json::from_str::<serde_json::Value>(&text).unwrap(),
+        )
+    };
+    let batch = |cmds: &[&str]| {
+        serde_json::json!({"admin_id": "sec_master", "admin_pwd": ADMIN_PW, "admin_domain": "Default", "commands": cmds})
+            .to_string()
+    };
+    let (status, body) = post(
+        "/isam/pdadmin/",
+        &basic(LMI_PW),
+        &batch(&[
+            "server list",
+            "server task nosuch-webseald-x sms realm list",
+        ]),
+    );
+    assert_eq!(status, 500, "the last command failed: {body}");
+    let text = body["result"].as_str().unwrap();
+    assert!(
+        text.contains("default-webseald-cruz") && text.contains("Error: DPWAP0059E"),
+        "{text}"
+    );
+    let (status, body) = post(
+        "/isam/pdadmin",
+        &basic(LMI_PW),
+        &batch(&[
+            "server task nosuch-webseald-x sms realm list",
+            "server list",
+        ]),
+    );
+    assert_eq!(status, 200, "the last command succeeded: {body}");
+    let (status, body) = post("/isam/pdadmin", &basic(LMI_PW), "{not json");
+    assert_eq!(status, 400);
+    assert!(body["message"].is_string());
+    let (status, _) = post(
+        "/isam/pdadmin",
+        &basic(LMI_PW),
+        r#"{"admin_id": "sec_master"}"#,
+    );
+    assert_eq!(status, 400, "a missing field");
+    let (status, _) = post("/isam/pdadmin", &basic("wrong"), &batch(&["server list"]));
+    assert_eq!(status, 401);
+}

@@ -22,6 +22,7 @@ pub mod output;
 pub mod policy;
 pub mod rules;
 pub mod run;
+pub mod secret;
 pub mod serve;
 pub mod session;
 pub mod site;

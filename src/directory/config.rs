@@ -116,11 +116,7 @@ impl Mapping {
 }
 
 /// Where a bind password comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PasswordSource {
-    Env(String),
-    File(PathBuf),
-}
+pub type PasswordSource = crate::secret::Secret;
 
 /// How to reach a live directory.
 #[derive(Debug, Clone, PartialEq, Eq)]

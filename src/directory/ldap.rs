@@ -87,25 +87,12 @@ fn failure(c: &Connection, what: &str, e: &LdapError) -> DirectoryError {
 }
 
 fn password(url: &str, source: &PasswordSource) -> Result<String, DirectoryError> {
-    let bad = |message: String| DirectoryError::Ldap {
-        url: url.to_string(),
-        message,
-    };
-    match source {
-        PasswordSource::Env(var) => std::env::var(var).map_err(|_| {
-            bad(format!(
-                "the bind password's environment variable {var} (bind_password_env) is not set"
-            ))
-        }),
-        PasswordSource::File(path) => std::fs::read_to_string(path)
-            .map(|s| s.trim_end_matches(['\n', '\r']).to_string())
-            .map_err(|e| {
-                bad(format!(
-                    "the bind password file {} (bind_password_file): {e}",
-                    path.display()
-                ))
-            }),
-    }
+    source
+        .read("bind_password")
+        .map_err(|m| DirectoryError::Ldap {
+            url: url.to_string(),
+            message: format!("the bind password: {m}"),
+        })
 }
 
 /// A TLS configuration trusting the certificates of `ca_file` (PEM).

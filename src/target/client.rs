@@ -89,8 +89,8 @@ impl IsvaRest {
             url: cfg.url.clone(),
             reason,
         };
-        let lmi_pw = cfg.lmi_password.read("LMI password").map_err(fail)?;
-        let admin_pw = cfg.admin_password.read("pdadmin password").map_err(fail)?;
+        let lmi_pw = cfg.lmi_password.read("lmi_password").map_err(fail)?;
+        let admin_pw = cfg.admin_password.read("admin_password").map_err(fail)?;
         let mut tls = ureq::tls::TlsConfig::builder();
         if let Some(ca) = &cfg.ca_file {
             let pem =

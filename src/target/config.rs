@@ -19,27 +19,7 @@ pub const TARGET_ENV: &str = "SMSREFRESH_TARGET";
 /// The site file that describes a target.
 pub const TARGET_FILE: &str = "target.yaml";
 
-/// Where a password comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Secret {
-    Env(String),
-    File(PathBuf),
-}
-
-impl Secret {
-    /// Reads the password; the error names where it was looked for, never a value.
-    pub fn read(&self, what: &str) -> Result<String, String> {
-        match self {
-            Secret::Env(var) => std::env::var(var)
-                .ok()
-                .filter(|v| !v.is_empty())
-                .ok_or_else(|| format!("the {what}'s environment variable {var} is not set")),
-            Secret::File(path) => std::fs::read_to_string(path)
-                .map(|s| s.trim_end_matches(['\n', '\r']).to_string())
-                .map_err(|e| format!("the {what}'s file {}: {e}", path.display())),
-        }
-    }
-}
+pub use crate::secret::Secret;
 
 /// A checked `target.yaml`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -211,16 +211,10 @@ fn the_cli_page_examples_run_as_documented() {
     }
 }
 
-/// The guide's walkthrough (docs/guide.md), run by bash in a scratch folder as a newcomer
-/// would type it: every command must succeed (or fail as the page says it does).
-#[test]
-fn the_guide_walkthrough_runs_as_written() {
-    let walkthrough: String = blocks("docs/guide.md")
-        .into_iter()
-        .filter(|(info, _)| info == "sh walkthrough")
-        .map(|(_, body)| body)
-        .collect();
-    assert!(walkthrough.contains("--retry-failed") && walkthrough.contains("--policy"));
+/// Runs a page's walkthrough with bash in a scratch folder, as a newcomer would type it: the
+/// built binary first on the PATH, `$REPO` the repository, no site, store or target from the
+/// environment.
+fn run_walkthrough(script: &str) -> (tempfile::TempDir, std::process::Output) {
     let tmp = tempfile::tempdir().unwrap();
     let bin_dir = std::path::Path::new(env!("CARGO_BIN_EXE_smsrefresh"))
         .parent()
@@ -232,14 +226,29 @@ fn the_guide_walkthrough_runs_as_written() {
         std::env::var("PATH").unwrap_or_default()
     );
     let out = std::process::Command::new("bash")
-        .args(["-euo", "pipefail", "-c", &walkthrough])
+        .args(["-euo", "pipefail", "-c", script])
         .current_dir(tmp.path())
         .env("PATH", path)
         .env("REPO", repo())
         .env_remove("SMSREFRESH_SITE")
         .env_remove("SMSREFRESH_STORE")
+        .env_remove("SMSREFRESH_TARGET")
         .output()
         .unwrap();
+    (tmp, out)
+}
+
+/// The guide's walkthrough (docs/guide.md), run by bash in a scratch folder as a newcomer
+/// would type it: every command must succeed (or fail as the page says it does).
+#[test]
+fn the_guide_walkthrough_runs_as_written() {
+    let walkthrough: String = blocks("docs/guide.md")
+        .into_iter()
+        .filter(|(info, _)| info == "sh walkthrough")
+        .map(|(_, body)| body)
+        .collect();
+    assert!(walkthrough.contains("--retry-failed") && walkthrough.contains("--policy"));
+    let (tmp, out) = run_walkthrough(&walkthrough);
     assert!(
         out.status.success(),
         "{}\n{}",
@@ -276,26 +285,7 @@ fn the_isva_walkthrough_runs_as_written() {
         .unwrap()
         .port();
     let walkthrough = walkthrough.replace("9443", &port.to_string());
-    let tmp = tempfile::tempdir().unwrap();
-    let bin_dir = std::path::Path::new(env!("CARGO_BIN_EXE_smsrefresh"))
-        .parent()
-        .unwrap()
-        .to_path_buf();
-    let path = format!(
-        "{}:{}",
-        bin_dir.display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
-    let out = std::process::Command::new("bash")
-        .args(["-euo", "pipefail", "-c", &walkthrough])
-        .current_dir(tmp.path())
-        .env("PATH", path)
-        .env("REPO", repo())
-        .env_remove("SMSREFRESH_SITE")
-        .env_remove("SMSREFRESH_STORE")
-        .env_remove("SMSREFRESH_TARGET")
-        .output()
-        .unwrap();
+    let (tmp, out) = run_walkthrough(&walkthrough);
     let (stdout, stderr) = (
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr),

@@ -121,6 +121,8 @@ pub struct Engine {
     pub rules: RefreshRules,
     pub clock: Clock,
     pub dry_run: bool,
+    /// The target's URL when commands go to one: every result names it (contract §14).
+    target: Option<Arc<str>>,
 }
 
 impl Engine {
@@ -160,8 +162,10 @@ impl Engine {
         let mut rules = site.topology.rules.clone();
         // Every attribute name is interned by now: decide each once.
         rules.compile();
+        let target = site.target.as_ref().map(|t| Arc::from(t.url.as_str()));
         Self {
             site,
+            target,
             rules,
             clock: Clock {
                 now: now.unwrap_or_else(crate::time::now),
@@ -234,6 +238,7 @@ impl Engine {
             action: cmd.action(),
             command: CommandText::Parsed(cmd),
             dry_run: self.dry_run,
+            target: self.target.clone(),
             outcome,
         }
     }
@@ -252,6 +257,7 @@ impl Engine {
             command: CommandText::Raw(raw.to_string()),
             action: Action::Invalid,
             dry_run: self.dry_run,
+            target: self.target.clone(),
             outcome,
         }
     }

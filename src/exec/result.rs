@@ -236,6 +236,8 @@ pub struct CommandResult {
     pub command: CommandText,
     pub action: Action,
     pub dry_run: bool,
+    /// The target's URL when the command went to one (contract §14).
+    pub target: Option<Arc<str>>,
     pub outcome: Outcome,
 }
 

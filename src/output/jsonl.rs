@@ -34,6 +34,9 @@ pub struct JsonResult<'a> {
     /// `null` for a target's answer: the appliance does not say.
     pub sessions: Option<u64>,
     pub dry_run: bool,
+    /// The target's URL, for a run against one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub items: Option<&'a [Item]>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -61,6 +64,7 @@ impl<'a> JsonResult<'a> {
             message: r.outcome.text(),
             sessions: r.outcome.sessions_known(),
             dry_run: r.dry_run,
+            target: r.target.as_deref(),
             items: r.outcome.items.as_deref(),
             total: r.outcome.total,
             errtext_code: r

@@ -344,6 +344,12 @@ fn every_answer_of_the_appliance_becomes_its_result_one_command_per_request() {
     assert_eq!(count("rdrop"), 2, "retried after the dropped connection");
     assert_eq!(count("rhtml502"), 3, "two retries, then the error");
     assert_eq!(count("r500result"), 1, "a 500 is an answer, not retried");
+    assert!(
+        results
+            .iter()
+            .all(|r| r["target"] == appliance.url().as_str()),
+        "every result names the target"
+    );
     assert!(appliance.requests.lock().iter().all(|r| {
         r.authorization
             .as_deref()

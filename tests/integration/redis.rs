@@ -306,6 +306,23 @@ fn a_store_that_cannot_be_used_stops_the_run_before_it_starts() {
     assert!(!stderr(&out).contains("s3cr3t-pw"));
 }
 
+/// Waits until a run has written some results to `results` and is still running: the moment
+/// to take its store away.
+fn wait_until_under_way(results: &Path, child: &mut std::process::Child) {
+    let t = std::time::Instant::now();
+    while std::fs::metadata(results).map_or(0, |m| m.len()) == 0 {
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "the run wrote nothing"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the run ended before the kill"
+    );
+}
+
 /// The users of a generated site, with their sessions' realms.
 fn users_and_realms(site: &Path) -> Vec<(String, BTreeSet<String>)> {
     let mut by_user: std::collections::BTreeMap<String, BTreeSet<String>> = Default::default();
@@ -497,18 +514,7 @@ fn a_primary_killed_mid_run_loses_nothing_and_retry_failed_converges() {
         .unwrap();
     // Kill a primary once the run is under way (some results written), before it ends.
     let mut child = child;
-    let t = std::time::Instant::now();
-    while std::fs::metadata(&results).map_or(0, |m| m.len()) == 0 {
-        assert!(
-            t.elapsed() < Duration::from_secs(60),
-            "the run wrote nothing"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert!(
-        child.try_wait().unwrap().is_none(),
-        "the run ended before the kill"
-    );
+    wait_until_under_way(&results, &mut child);
     let victim = cluster.primaries()[0];
     cluster.nodes[victim].kill();
     let out = child.wait_with_output().unwrap();
@@ -562,18 +568,7 @@ fn a_whole_cluster_lost_mid_run_ends_within_the_store_timeout() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let t = std::time::Instant::now();
-    while std::fs::metadata(&results).map_or(0, |m| m.len()) == 0 {
-        assert!(
-            t.elapsed() < Duration::from_secs(60),
-            "the run wrote nothing"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    assert!(
-        child.try_wait().unwrap().is_none(),
-        "the run ended before the kill"
-    );
+    wait_until_under_way(&results, &mut child);
     for node in &mut cluster.nodes {
         node.kill();
     }

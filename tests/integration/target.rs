@@ -51,6 +51,21 @@ fn with_target(args: &[&str]) -> std::process::Output {
     out
 }
 
+/// `smsrefresh run --site SITE --target TARGET --format jsonl ARGS…`, as [`with_target`].
+fn run_against(site: &Path, target: &Path, args: &[&str]) -> std::process::Output {
+    let mut all = vec![
+        "run",
+        "--site",
+        site.to_str().unwrap(),
+        "--target",
+        target.to_str().unwrap(),
+        "--format",
+        "jsonl",
+    ];
+    all.extend_from_slice(args);
+    with_target(&all)
+}
+
 /// A running `smsrefresh serve`, stopped by pid.
 struct Serve {
     child: Option<Child>,
@@ -273,18 +288,15 @@ fn every_answer_of_the_appliance_becomes_its_result_one_command_per_request() {
     std::fs::write(&input, text).unwrap();
     let report = tmp.path().join("report.json");
     let (_d, site) = demo_copy();
-    let out = with_target(&[
-        "run",
-        "--site",
-        site.to_str().unwrap(),
-        "--target",
-        target.to_str().unwrap(),
-        "--format",
-        "jsonl",
-        "--report",
-        report.to_str().unwrap(),
-        input.to_str().unwrap(),
-    ]);
+    let out = run_against(
+        &site,
+        &target,
+        &[
+            "--report",
+            report.to_str().unwrap(),
+            input.to_str().unwrap(),
+        ],
+    );
     assert_eq!(code(&out), 1, "{}", stderr(&out));
     let results = json_lines(&out);
     let by_line = |n: usize| &results[n - 1];
@@ -382,17 +394,7 @@ fn a_401_mid_run_stops_sending_and_the_rest_are_not_run() {
     let input = tmp.path().join("cmds.pdadmin");
     std::fs::write(&input, text).unwrap();
     let (_d, site) = demo_copy();
-    let out = with_target(&[
-        "run",
-        "--site",
-        site.to_str().unwrap(),
-        "--target",
-        target.to_str().unwrap(),
-        "--format",
-        "jsonl",
-        "-q",
-        input.to_str().unwrap(),
-    ]);
+    let out = run_against(&site, &target, &["-q", input.to_str().unwrap()]);
     assert_eq!(code(&out), 1, "{}", stderr(&out));
     let results = json_lines(&out);
     let statuses: Vec<&str> = results

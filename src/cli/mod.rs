@@ -35,7 +35,11 @@ pub fn free_at_exit<T>(value: T) {
 /// Parses the command line, runs it, and maps the outcome to an exit code.
 pub fn main() -> ExitCode {
     let cli = args::Cli::parse();
-    match dispatch::dispatch(cli) {
+    let outcome = dispatch::dispatch(cli);
+    // What the subcommand saved is made durable before the process exits (a run defers its
+    // site folder's fsync until its results are in place too).
+    smsrefresh::site::sync_deferred_dirs();
+    match outcome {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("smsrefresh: error: {e:#}");

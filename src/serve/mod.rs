@@ -275,6 +275,7 @@ impl Saver {
                 let now = api.changes.load(Ordering::Relaxed);
                 if now != saved_at && engine.site.store.saved_by_site() {
                     engine.site.save()?;
+                    crate::site::sync_deferred_dirs();
                     saved_at = now;
                 }
                 if finished {

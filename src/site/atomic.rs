@@ -197,6 +197,7 @@ impl Staged {
             .map_err(|e| SiteError::io(&self.target, e))?;
         pending(None, Some(&self.tmp));
         sync_dir(&self.dir);
+        sync_deferred_dirs();
         Ok(())
     }
 }
@@ -294,7 +295,13 @@ fn write_as(
             .map_err(|e| SiteError::io(&tmp, e.into_error()))?;
         file.sync_all().map_err(|e| SiteError::io(&tmp, e))?;
         rename_into_place(&tmp, path, kind).map_err(|e| SiteError::io(path, e))?;
-        sync_dir(dir);
+        match kind {
+            // The site's own files: its folder is made durable once the run's results are
+            // renamed too, so that a SIGKILL between the two renames is a matter of two
+            // system calls, not of a directory fsync on a busy disk.
+            Kind::Kept => defer_sync(dir),
+            Kind::Cache => sync_dir(dir),
+        }
         Ok(())
     })();
     if result.is_err() {
@@ -325,6 +332,31 @@ fn remove_stale(dir: &Path, prefix: &str) {
                 let _ = fs::remove_file(e.path());
             }
         }
+    }
+}
+
+/// Folders whose renames are not yet made durable (see [`write`]).
+static UNSYNCED: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+fn defer_sync(dir: &Path) {
+    let mut list = UNSYNCED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if !list.iter().any(|d| d == dir) {
+        list.push(dir.to_path_buf());
+    }
+}
+
+/// Makes every rename into place so far durable: called after a run's results are renamed
+/// (by [`Staged::commit`]) and once more before the process exits.
+pub fn sync_deferred_dirs() {
+    let dirs = std::mem::take(
+        &mut *UNSYNCED
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    );
+    for d in &dirs {
+        sync_dir(d);
     }
 }
 

@@ -17,7 +17,10 @@ pub mod topology;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-pub use atomic::{RenamesHeld, Staged, hold_renames, remove_pending_temp_files, replaced_a_file};
+pub use atomic::{
+    RenamesHeld, Staged, hold_renames, remove_pending_temp_files, replaced_a_file,
+    sync_deferred_dirs,
+};
 pub use description::SiteDescription;
 pub use error::{Located, SiteError};
 pub use registry::Registry;

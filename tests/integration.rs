@@ -21,7 +21,8 @@ mod integration {
     pub mod parallel;
     mod policies;
     mod properties;
-    mod redis;
+    pub mod redis;
+    mod redis_production;
     pub mod redis_servers;
     mod reliability;
     pub mod slapd_server;

@@ -373,8 +373,8 @@ pub struct SiteArgs {
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = duration_arg)]
     pub lock_timeout: Duration,
     /// Where the sessions live: `file:` (the site's files, the default), `redis://…`,
-    /// `rediss://…` or `redis+cluster://…`; over $SMSREFRESH_STORE and `store:` in
-    /// topology.yaml.
+    /// `rediss://…?ca=PATH`, `redis+cluster://…` or `rediss+cluster://…`; over
+    /// $SMSREFRESH_STORE and `store:` in topology.yaml.
     #[arg(long, value_name = "URL")]
     pub store: Option<String>,
     /// How long a Redis store's redirections, failovers and lost connections are retried

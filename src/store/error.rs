@@ -18,6 +18,10 @@ pub enum StoreError {
     /// The store URL itself is wrong (an unknown parameter, a prefix that cannot be one).
     #[error("the store URL {location} is wrong: {reason}")]
     BadUrl { location: String, reason: String },
+    /// TLS cannot verify the store: its certificate does not verify, or the CA given to
+    /// verify it with cannot be used. There is no switch that turns verification off.
+    #[error("the session store {location} cannot be trusted: {reason}")]
+    Untrusted { location: String, reason: String },
     /// No site was imported under the URL's database and prefix.
     #[error(
         "nothing is imported in the session store {location} under the prefix `{prefix}`; nothing was run. A mistyped database number or `?prefix=` looks just like this: check the URL, or copy the site's sessions there first with `smsrefresh store import --site DIR --store URL`"

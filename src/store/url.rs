@@ -1,8 +1,8 @@
 //! Store URLs (contract §11): which store holds a site's sessions, and how to print one
 //! without its password.
 //!
-//! `file:` is the site's own files, held in memory for the run. The Redis forms are
-//! recognised so that their errors are clear, but this build has no Redis backend yet.
+//! `file:` is the site's own files, held in memory for the run; the Redis forms are taken
+//! apart by `redis/target.rs`.
 
 use std::fmt;
 
@@ -11,7 +11,8 @@ use std::fmt;
 pub enum StoreUrl {
     /// The site's files (the default).
     Files,
-    /// A Redis URL (`redis://`, `rediss://`, `redis+cluster://`), kept as written.
+    /// A Redis URL (`redis://`, `rediss://`, `redis+cluster://`, `rediss+cluster://`), kept
+    /// as written.
     Redis(String),
 }
 
@@ -24,7 +25,12 @@ pub struct UrlError {
     pub reason: String,
 }
 
-const REDIS_SCHEMES: [&str; 3] = ["redis://", "rediss://", "redis+cluster://"];
+const REDIS_SCHEMES: [&str; 4] = [
+    "redis://",
+    "rediss://",
+    "redis+cluster://",
+    "rediss+cluster://",
+];
 
 impl StoreUrl {
     pub fn parse(text: &str) -> Result<Self, UrlError> {
@@ -40,7 +46,7 @@ impl StoreUrl {
         }
         Err(UrlError {
             url: redact(t),
-            reason: "expected `file:`, `redis://…`, `rediss://…` or `redis+cluster://…`".into(),
+            reason: "expected `file:`, `redis://…`, `rediss://…`, `redis+cluster://…` or `rediss+cluster://…`".into(),
         })
     }
 }

@@ -16,12 +16,12 @@ use super::parallel::workload;
 use super::redis_servers::{Cluster, Server, cli};
 use super::util::*;
 
-fn now() -> String {
+pub(super) fn now() -> String {
     format_timestamp(GEN_EPOCH)
 }
 
 /// A generated site in a temporary folder.
-fn generated(users: u64, seed: u64) -> (tempfile::TempDir, PathBuf) {
+pub(super) fn generated(users: u64, seed: u64) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let site = dir.path().join("site");
     let out = run(
@@ -41,7 +41,7 @@ fn generated(users: u64, seed: u64) -> (tempfile::TempDir, PathBuf) {
 }
 
 /// A copy of a site's files in a new temporary folder.
-fn copy_site(site: &Path) -> (tempfile::TempDir, PathBuf) {
+pub(super) fn copy_site(site: &Path) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let to = dir.path().join("site");
     std::fs::create_dir(&to).unwrap();
@@ -54,13 +54,13 @@ fn copy_site(site: &Path) -> (tempfile::TempDir, PathBuf) {
     (dir, to)
 }
 
-fn store(args: &[&str]) -> std::process::Output {
+pub(super) fn store(args: &[&str]) -> std::process::Output {
     let mut all = vec!["store"];
     all.extend_from_slice(args);
     run(&all, None)
 }
 
-fn import(site: &Path, url: &str) {
+pub(super) fn import(site: &Path, url: &str) {
     let out = store(&[
         "import",
         "--replace",
@@ -73,7 +73,7 @@ fn import(site: &Path, url: &str) {
 }
 
 /// The store's sessions as sorted sessions.jsonl lines.
-fn exported(site: &Path, url: &str) -> Vec<String> {
+pub(super) fn exported(site: &Path, url: &str) -> Vec<String> {
     let out = store(&["export", "--site", site.to_str().unwrap(), "--store", url]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     sorted_lines(&stdout(&out))
@@ -81,7 +81,7 @@ fn exported(site: &Path, url: &str) -> Vec<String> {
 
 /// Session lines in one canonical form (keys sorted), sorted: generated files and the
 /// snapshot writer order a line's keys differently.
-fn sorted_lines(text: &str) -> Vec<String> {
+pub(super) fn sorted_lines(text: &str) -> Vec<String> {
     let mut v: Vec<String> = text
         .lines()
         .map(|l| {
@@ -95,7 +95,7 @@ fn sorted_lines(text: &str) -> Vec<String> {
 }
 
 /// Equal, or a short account of how they differ (the sets are large).
-fn assert_same(got: &[String], want: &[String], what: &str) {
+pub(super) fn assert_same(got: &[String], want: &[String], what: &str) {
     if got != want {
         let g: BTreeSet<&String> = got.iter().collect();
         let w: BTreeSet<&String> = want.iter().collect();
@@ -109,12 +109,12 @@ fn assert_same(got: &[String], want: &[String], what: &str) {
     }
 }
 
-fn file_sessions(site: &Path) -> Vec<String> {
+pub(super) fn file_sessions(site: &Path) -> Vec<String> {
     sorted_lines(&std::fs::read_to_string(site.join("sessions.jsonl")).unwrap())
 }
 
 /// `run INPUT --format jsonl --now … -q` on a site, with the extra arguments.
-fn run_input(site: &Path, input: &Path, extra: &[&str]) -> (i32, String) {
+pub(super) fn run_input(site: &Path, input: &Path, extra: &[&str]) -> (i32, String) {
     let now = now();
     let mut args = vec![
         "run",
@@ -136,7 +136,7 @@ fn run_input(site: &Path, input: &Path, extra: &[&str]) -> (i32, String) {
 /// One input run against the site files and against `url`: the same exit code, the same
 /// results byte for byte, the same sessions afterwards; and the import before it
 /// round-trips.
-fn same_as_files(site: &Path, input: &Path, url: &str) {
+pub(super) fn same_as_files(site: &Path, input: &Path, url: &str) {
     let (_a, files) = copy_site(site);
     let (_b, redis) = copy_site(site);
     import(&redis, url);
@@ -614,7 +614,7 @@ fn a_whole_cluster_lost_mid_run_ends_within_the_store_timeout() {
 }
 
 /// `store stats`: the number on its `sessions` line.
-fn stats_sessions(site: &str, url: &str) -> u64 {
+pub(super) fn stats_sessions(site: &str, url: &str) -> u64 {
     let out = store(&["stats", "--site", site, "--store", url]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     stdout(&out)

@@ -148,6 +148,16 @@ fn explain(target: &Target, info: &ConnectionInfo, e: &RedisError) -> String {
         );
     }
     let tls = matches!(info.addr(), redis::ConnectionAddr::TcpTls { .. });
+    if untrusted(info, e) {
+        let against = target.ca.as_ref().map_or_else(
+            || "the system's root certificates".to_string(),
+            |ca| format!("the CA in {}", ca.display()),
+        );
+        return format!(
+            "{addr}: the server's TLS certificate does not verify against {against} ({text}); give the CA that signed it with `?ca=PATH` in the URL or {}, and check that the certificate names the address used",
+            super::target::CA_ENV
+        );
+    }
     if tls && e.is_timeout() {
         return format!(
             "{addr}: the TLS handshake got no answer within {:?}: does the server speak TLS on this port? `rediss://` needs the server's TLS port (redis-server --tls-port); a plain port is `redis://`",
@@ -155,6 +165,26 @@ fn explain(target: &Target, info: &ConnectionInfo, e: &RedisError) -> String {
         );
     }
     format!("{addr}: {text}")
+}
+
+/// Whether TLS refused the server's certificate.
+fn untrusted(info: &ConnectionInfo, e: &RedisError) -> bool {
+    let text = e.to_string();
+    matches!(info.addr(), redis::ConnectionAddr::TcpTls { .. })
+        && (text.contains("certificate") || text.contains("Certificate"))
+}
+
+/// The error that stops a store from being opened: untrusted (its certificate) or
+/// unavailable (anything else), with what to check.
+fn refusal(target: &Target, info: &ConnectionInfo, e: &RedisError) -> StoreError {
+    let reason = explain(target, info, e);
+    if untrusted(info, e) {
+        return StoreError::Untrusted {
+            location: target.location.clone(),
+            reason,
+        };
+    }
+    target.unavailable(reason)
 }
 
 fn addr_of(info: &ConnectionInfo) -> String {
@@ -230,11 +260,9 @@ impl Nodes {
         };
         let map = nodes.map.read().clone();
         for node in &map.nodes {
-            nodes.load_library(node).map_err(|e| {
-                nodes
-                    .target
-                    .unavailable(explain(&nodes.target, &node.info, &e))
-            })?;
+            nodes
+                .load_library(node)
+                .map_err(|e| refusal(&nodes.target, &node.info, &e))?;
         }
         Ok(nodes)
     }
@@ -252,14 +280,14 @@ impl Nodes {
     }
 
     fn read_map(target: &Target) -> Result<SlotMap, StoreError> {
-        let mut last = String::from("no seed node");
+        let mut last = target.unavailable("no seed node");
         for seed in &target.seeds {
             match Self::map_from(target, seed) {
                 Ok(m) => return Ok(m),
-                Err(e) => last = explain(target, seed, &e),
+                Err(e) => last = refusal(target, seed, &e),
             }
         }
-        Err(target.unavailable(last))
+        Err(last)
     }
 
     fn map_from(target: &Target, seed: &ConnectionInfo) -> Result<SlotMap, RedisError> {

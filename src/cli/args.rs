@@ -169,9 +169,9 @@ pub struct StoreArgs {
 #[derive(Debug, Subcommand)]
 pub enum StoreAction {
     /// Copy the site's sessions (its files) into the store; refused when the store already
-    /// holds keys under its prefix, unless told to replace them.
+    /// holds keys under its prefix, unless told to replace them or to add what it lacks.
     #[command(
-        after_help = "Examples:\n  smsrefresh store import --site samples/demo --store redis://127.0.0.1:6379/0\n  smsrefresh store import --site samples/demo --store redis://127.0.0.1:6379/0 --replace"
+        after_help = "Examples:\n  smsrefresh store import --site samples/demo --store redis://127.0.0.1:6379/0\n  smsrefresh store import --site samples/demo --store redis://127.0.0.1:6379/0 --replace\n  smsrefresh store import --site logins-since --store redis://127.0.0.1:6379/0 --add"
     )]
     Import(StoreImportArgs),
     /// Write the store's sessions as sessions.jsonl lines.
@@ -204,8 +204,12 @@ pub struct StoreImportArgs {
     #[command(flatten)]
     pub target: StoreTargetArgs,
     /// Remove every key of the store's prefix first.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "add")]
     pub replace: bool,
+    /// Add the site's sessions that the store lacks (by session id) beside what it holds:
+    /// the sessions that logged in since the last import. Nothing is replaced.
+    #[arg(long)]
+    pub add: bool,
 }
 
 #[derive(Debug, Args)]
@@ -223,6 +227,7 @@ impl StoreTargetArgs {
             url: self.store.clone(),
             timeout: self.store_timeout,
             read_only: false,
+            sharded: false,
         }
     }
 }
@@ -684,6 +689,7 @@ impl SiteArgs {
                 timeout: self.store_timeout,
                 // Engine::open makes a dry run's store read-only.
                 read_only: false,
+                sharded: false,
             },
             registry: self.registry.options(None),
             target: self.target.clone(),
@@ -748,7 +754,10 @@ impl RunArgs {
             },
             csv,
             now: s.now,
-            store: s.store,
+            store: StoreOptions {
+                sharded: self.shard.is_some(),
+                ..s.store
+            },
             registry: s.registry,
             target: s.target,
             interrupt: smsrefresh::run::Interrupt::default(),

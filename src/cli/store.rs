@@ -14,13 +14,13 @@ use super::terminal::PipeSafe;
 
 pub fn store(args: &StoreArgs) -> Result<u8> {
     match &args.action {
-        StoreAction::Import(a) => import(&a.target, a.replace),
+        StoreAction::Import(a) => import(&a.target, a.replace, a.add),
         StoreAction::Export(a) => export(&a.target, a.output.as_deref()),
         StoreAction::Stats(a) => stats(a),
     }
 }
 
-fn import(target: &StoreTargetArgs, replace: bool) -> Result<u8> {
+fn import(target: &StoreTargetArgs, replace: bool, add: bool) -> Result<u8> {
     let dir = smsrefresh::site::resolve(target.site.as_deref())?;
     let files = Site::load_with_store(&dir, &StoreOptions::url(Some("file:")))?;
     let url = match choose_store(target.store.as_deref(), &files.topology)? {
@@ -30,11 +30,43 @@ fn import(target: &StoreTargetArgs, replace: bool) -> Result<u8> {
         StoreUrl::Redis(url) => url,
     };
     let mut redis = RedisStore::open(&url, names_of(&files.topology), target.store_timeout)?;
+    if add && (redis.is_imported() || !redis.holds_anything()?) {
+        let mut sessions: Vec<Session> = Vec::with_capacity(files.store.len()?);
+        files.store.export(&mut |s| sessions.push(s.clone()))?;
+        let added = redis.add(&sessions)?;
+        eprintln!(
+            "smsrefresh: added {} sessions from {} to {} ({} already there{})",
+            added.added,
+            dir.display(),
+            redis.location(),
+            added.present,
+            if added.elsewhere == 0 {
+                String::new()
+            } else {
+                format!(
+                    "; {} left out: the store gives their ids to other users",
+                    added.elsewhere
+                )
+            }
+        );
+        crate::cli::free_at_exit(files);
+        return Ok(0);
+    }
     if redis.holds_anything()? {
+        if add {
+            bail!(
+                "the store {} holds keys under the prefix `{}` but no import of smsrefresh's \
+                 (no `{}meta` key), so `--add` cannot know what they are; \
+                 `store import --replace` removes them first",
+                redis.location(),
+                redis.prefix(),
+                redis.prefix()
+            );
+        }
         if !replace {
             bail!(
                 "the store {} already holds keys under the prefix `{}`; \
-                 `store import --replace` removes them first",
+                 `store import --replace` removes them first, `--add` adds what it lacks",
                 redis.location(),
                 redis.prefix()
             );

@@ -316,10 +316,12 @@ fn run_phases(
     if let Some(remote) = &remote {
         summary.retries = remote.client.retries().by_cause;
     }
-    executed?;
-    if summary.interrupted.is_none() {
-        summary.purged = sweep(cfg, engine)?;
-    }
+    let swept = match (executed, summary.interrupted.is_none()) {
+        (Ok(()), true) => sweep(cfg, engine).map(|n| summary.purged = n),
+        (r, _) => r,
+    };
+    engine.site.store.finish_run();
+    swept?;
     if cfg.save && !cfg.dry_run && engine.site.store.saved_by_site() && engine.site.store.changed()
     {
         progress.phase(Phase::Save);

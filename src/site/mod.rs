@@ -50,6 +50,10 @@ pub struct StoreOptions {
     pub timeout: Duration,
     /// A dry run: a networked store is only read; changes stay in this process.
     pub read_only: bool,
+    /// A `--shard` run: a networked store removes the id-index entries of the sessions the
+    /// run ends when the run finishes, not as it goes, so shards started together place a
+    /// `session ID` command the same way ([`crate::store::SessionStore::finish_run`]).
+    pub sharded: bool,
 }
 
 impl Default for StoreOptions {
@@ -58,6 +62,7 @@ impl Default for StoreOptions {
             url: None,
             timeout: Duration::from_secs(10),
             read_only: false,
+            sharded: false,
         }
     }
 }
@@ -232,6 +237,8 @@ impl Site {
                     .require_imported()?;
                 Box::new(if store.read_only {
                     redis.read_only()
+                } else if store.sharded {
+                    redis.hold_ended_ids()
                 } else {
                     redis
                 })

@@ -48,8 +48,9 @@ pub trait SessionStore: Send + Sync {
     ) -> Result<Vec<usize>, StoreError>;
 
     /// The case-folded user of each session id, as far as the store knows (a networked
-    /// store may still know the user of a session that has ended); `None` for an id it
-    /// does not know. `--shard` places `session ID` commands by it.
+    /// store may still know the user of a session that a `--shard` run still running has
+    /// ended); `None` for an id it does not know. `--shard` places `session ID` commands by
+    /// it.
     fn owners(&self, ids: &[&str]) -> Result<Vec<Option<UserKey>>, StoreError>;
 
     /// Calls `f` with every live session (of `realm`, when given), in no particular order.
@@ -80,6 +81,11 @@ pub trait SessionStore: Send + Sync {
     /// True when changes live in this process until the site is saved (the site-files
     /// store); false when every change is kept by the store as it is applied.
     fn saved_by_site(&self) -> bool;
+
+    /// Called once when a run has executed everything it will (or was stopped by a
+    /// signal): finishes what the store put off until then. The Redis store removes the
+    /// id-index entries of the sessions a `--shard` run ended here.
+    fn finish_run(&self) {}
 
     /// Whether anything changed since the store was loaded: a run that changed nothing
     /// leaves the site's files alone. A store that cannot tell says true.

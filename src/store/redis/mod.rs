@@ -7,6 +7,7 @@
 //! kept by Redis as it is applied: nothing is saved at the end of a run. Batches are
 //! pipelined per node (`nodes.rs`).
 
+mod add;
 mod apply;
 mod keys;
 mod names;
@@ -19,6 +20,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use add::Added;
 pub use keys::{DEFAULT_BUCKETS, LAYOUT};
 pub use names::Names;
 pub use target::{DEFAULT_PREFIX, PASSWORD_ENV};
@@ -47,6 +49,11 @@ pub struct RedisStore {
     /// Threads that keep several parts of a large batch in flight (`update.rs`): kept for
     /// the store's life, so their allocator heaps stay warm.
     in_flight: rayon::ThreadPool,
+    /// For a `--shard` run: the ids of the sessions it ended, whose index entries are
+    /// removed when the run finishes ([`SessionStore::finish_run`]). Until then, a shard
+    /// started a little later still finds the user of a session another shard ended, and
+    /// places that line where every other shard placed it.
+    held: Option<parking_lot::Mutex<Vec<Arc<str>>>>,
     /// Whether a `store import` wrote this prefix's `meta` key: a store without it holds no
     /// site (an empty one still has its `meta`).
     imported: bool,
@@ -92,6 +99,7 @@ impl RedisStore {
                     reason: format!("starting threads: {e}"),
                 })?,
             imported: false,
+            held: None,
         };
         if let Some(meta) = store.read_meta()? {
             store.imported = true;
@@ -135,9 +143,21 @@ impl RedisStore {
         })
     }
 
+    /// Whether a site was imported under this database and prefix.
+    pub fn is_imported(&self) -> bool {
+        self.imported
+    }
+
     /// From now on nothing is written to Redis: changes stay in this process (a dry run).
     pub fn read_only(mut self) -> Self {
         self.overlay = Some(Overlay::default());
+        self
+    }
+
+    /// From now on the index entries of ended sessions are removed when the run finishes
+    /// (a `--shard` run), not as each write ends them.
+    pub fn hold_ended_ids(mut self) -> Self {
+        self.held = Some(parking_lot::Mutex::default());
         self
     }
 
@@ -434,5 +454,12 @@ impl SessionStore for RedisStore {
 
     fn saved_by_site(&self) -> bool {
         false
+    }
+
+    fn finish_run(&self) {
+        if let Some(held) = &self.held {
+            let ended = std::mem::take(&mut *held.lock());
+            self.unindex(&ended);
+        }
     }
 }

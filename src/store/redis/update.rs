@@ -7,10 +7,12 @@
 //! read tells, since every write stores a new nonce: the nonce this write chose (or, for a
 //! delete, no record) means it did.
 //!
-//! The id index keeps the ids of removed sessions (docs/redis.md): `--shard` must place a
-//! `session ID` command in the same shard in every process, whenever each looks, and every
-//! lookup checks the record itself.
+//! A write that ended sessions (a termination, a purge) is followed by the removal of their
+//! entries from the id index (contract §11: nothing grows forever). The record changes first:
+//! an index entry whose session is gone is harmless (every lookup checks the record), while
+//! a session without its entry could not be found by id.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use rayon::prelude::*;
@@ -43,6 +45,8 @@ pub struct Change<T> {
 /// One record's step of a round.
 enum Step<T> {
     Done(Result<T, StoreError>),
+    /// A lost write that did happen: its value, and the ids it ended.
+    Happened(T, Vec<Arc<str>>),
     Write(Keyed, Attempt<T>),
 }
 
@@ -50,6 +54,8 @@ enum Step<T> {
 struct Attempt<T> {
     nonce: Option<[u8; NONCE]>,
     change: Change<T>,
+    /// The ids of the sessions this write removes from the record.
+    ended: Vec<Arc<str>>,
 }
 
 impl<T> Attempt<T> {
@@ -74,6 +80,16 @@ pub(super) fn fresh_nonce() -> [u8; NONCE] {
         &COUNTER.fetch_add(1, Ordering::Relaxed).to_le_bytes(),
     ]);
     h.to_le_bytes()
+}
+
+/// The ids of the sessions of `before` that `after` no longer holds.
+fn ended(before: &[Session], after: &[Session]) -> Vec<Arc<str>> {
+    let kept: std::collections::HashSet<&str> = after.iter().map(|s| &*s.id).collect();
+    before
+        .iter()
+        .filter(|s| !kept.contains(&*s.id))
+        .map(|s| s.id.clone())
+        .collect()
 }
 
 fn stored_bytes(v: Value) -> Option<Vec<u8>> {
@@ -126,13 +142,14 @@ impl RedisStore {
         if let Some(a) = lost
             && a.happened(stored.as_deref())
         {
-            return Step::Done(Ok(a.change.value));
+            return Step::Happened(a.change.value, a.ended);
         }
         let sessions = match stored.as_deref().map(|b| record::decode(b, &self.names, 0)) {
             None => Vec::new(),
             Some(Ok(s)) => s,
             Some(Err(bad)) => return Step::Done(Err(self.unreadable(key, &bad.0))),
         };
+        let held = sessions.len();
         let change = compute(sessions);
         let Some(after) = &change.sessions else {
             return Step::Done(Ok(change.value));
@@ -158,7 +175,44 @@ impl RedisStore {
             .arg(expected)
             .arg(bytes);
         let write = Keyed::routed(key, cas);
-        Step::Write(write, Attempt { nonce, change })
+        // Only a write that leaves fewer sessions ends any (the engine's operations remove
+        // sessions or change them in place): read the ids again for those alone.
+        let ended = if after.len() < held {
+            let before = stored.as_deref().map(|b| record::decode(b, &self.names, 0));
+            ended(&before.and_then(Result::ok).unwrap_or_default(), after)
+        } else {
+            Vec::new()
+        };
+        Step::Write(
+            write,
+            Attempt {
+                nonce,
+                change,
+                ended,
+            },
+        )
+    }
+
+    /// Removes the index entries of ended sessions (one `HDEL` per bucket). A failure leaves
+    /// entries whose sessions are gone, which every lookup already treats as unknown ids;
+    /// the commands that ended them did happen, so their results stand.
+    pub(super) fn unindex(&self, ended: &[Arc<str>]) {
+        let mut by_bucket: std::collections::HashMap<String, Vec<&str>> =
+            std::collections::HashMap::new();
+        for id in ended {
+            by_bucket
+                .entry(self.layout.bucket(id))
+                .or_default()
+                .push(id);
+        }
+        let cmds: Vec<Keyed> = by_bucket
+            .into_iter()
+            .map(|(bucket, ids)| {
+                ids.into_iter()
+                    .fold(Keyed::new("HDEL", &bucket), Keyed::arg)
+            })
+            .collect();
+        let _ = self.nodes.run(&cmds, true, false);
     }
 
     /// Changes each record of `keys` atomically with `compute(i, sessions)`, which must not
@@ -192,6 +246,7 @@ impl RedisStore {
         let mut out: Vec<Option<Result<T, StoreError>>> = (0..keys.len()).map(|_| None).collect();
         let mut lost: Vec<Option<Attempt<T>>> = (0..keys.len()).map(|_| None).collect();
         let mut pending: Vec<usize> = (0..keys.len()).collect();
+        let mut ended: Vec<Arc<str>> = Vec::new();
         for _ in 0..ROUNDS {
             if pending.is_empty() {
                 break;
@@ -203,6 +258,10 @@ impl RedisStore {
             for (&i, stored) in pending.iter().zip(read) {
                 match self.step(&keys[i], stored, lost[i].take(), |s| compute(i, s)) {
                     Step::Done(r) => out[i] = Some(r),
+                    Step::Happened(value, ids) => {
+                        out[i] = Some(Ok(value));
+                        ended.extend(ids);
+                    }
                     Step::Write(w, a) => {
                         writes.push(w);
                         attempts.push((i, a));
@@ -213,7 +272,10 @@ impl RedisStore {
             let mut next = Vec::new();
             for ((i, attempt), reply) in attempts.into_iter().zip(replies) {
                 match reply {
-                    Reply::Ok(Value::Int(1)) => out[i] = Some(Ok(attempt.change.value)),
+                    Reply::Ok(Value::Int(1)) => {
+                        out[i] = Some(Ok(attempt.change.value));
+                        ended.extend(attempt.ended);
+                    }
                     // Somebody changed the record since it was read: read it again.
                     Reply::Ok(Value::Int(0)) => next.push(i),
                     Reply::Lost(_) => {
@@ -231,6 +293,12 @@ impl RedisStore {
                 }
             }
             pending = next;
+        }
+        if !ended.is_empty() {
+            match &self.held {
+                Some(held) => held.lock().extend(ended),
+                None => self.unindex(&ended),
+            }
         }
         out.into_iter()
             .map(|r| {

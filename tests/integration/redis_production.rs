@@ -195,6 +195,15 @@ fn index_entries(server: &Server) -> u64 {
         .unwrap()
 }
 
+/// `store import ARGS… --site SITE --store URL`, which must succeed.
+fn import_ok(site: &Path, url: &str, extra: &[&str]) -> std::process::Output {
+    let mut args = vec!["import", "--site", site.to_str().unwrap(), "--store", url];
+    args.extend_from_slice(extra);
+    let out = store(&args);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    out
+}
+
 /// A session line of the site, as a new login of its user would make it: a new id, created
 /// and last used at `stamp` (the generator's lines have fixed-width timestamps).
 fn relogged(session: &serde_json::Value, line: &str, round: u32, stamp: &str) -> String {
@@ -245,8 +254,7 @@ fn a_store_that_runs_for_months_holds_only_what_its_sessions_need() {
     }
     let pairs: Vec<_> = pairs.into_iter().collect();
     let (base_memory, _) = memory_and_keys(&server);
-    let out = store(&["import", "--site", site.to_str().unwrap(), "--store", &url]);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    import_ok(&site, &url, &[]);
     let work = tempfile::tempdir().unwrap();
     let mut rng = Lcg(42);
     let mut ended_live_id = String::new();
@@ -275,15 +283,7 @@ fn a_store_that_runs_for_months_holds_only_what_its_sessions_need() {
             ended_live_id = format!("{}.r9", pairs[chosen[0]].1[0].0["id"].as_str().unwrap());
         }
         let (_f, logins) = site_with_sessions(&site, &fresh);
-        let out = store(&[
-            "import",
-            "--add",
-            "--site",
-            logins.to_str().unwrap(),
-            "--store",
-            &url,
-        ]);
-        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        let out = import_ok(&logins, &url, &["--add"]);
         assert!(
             stderr(&out).contains(&format!("added {} sessions", fresh.len())),
             "{}",
@@ -302,14 +302,7 @@ fn a_store_that_runs_for_months_holds_only_what_its_sessions_need() {
     let (_h, now_held) = site_with_sessions(&site, &held);
     server.cli(&["FLUSHALL", "SYNC"]);
     let (fresh_base, _) = memory_and_keys(&server);
-    let out = store(&[
-        "import",
-        "--site",
-        now_held.to_str().unwrap(),
-        "--store",
-        &url,
-    ]);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    import_ok(&now_held, &url, &[]);
     let (fresh_memory, fresh_keys) = memory_and_keys(&server);
     let (grown, fresh) = (rounds_memory - base_memory, fresh_memory - fresh_base);
     eprintln!(

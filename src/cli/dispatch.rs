@@ -281,8 +281,11 @@ fn run_to_results(
     if let Some(path) = output {
         let mut staged =
             Staged::create(path).with_context(|| format!("{}: cannot create", path.display()))?;
-        let finished = run::run(cfg, described, &mut staged, progress)?;
+        let mut finished = run::run(cfg, described, &mut staged, progress)?;
+        let t = std::time::Instant::now();
         staged.commit()?;
+        finished.summary.publish = t.elapsed();
+        finished.summary.elapsed += finished.summary.publish;
         return Ok(finished);
     }
     if !cfg.save {

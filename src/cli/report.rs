@@ -33,13 +33,23 @@ struct Counts {
     expired_sessions_purged: u64,
 }
 
+/// The run's time by phase. Reading, executing and writing overlap: `streamed_s` is their
+/// wall time together and `overlapped_s` what ran at once (their sum minus `streamed_s`), so
+/// `load_s + plan_s + streamed_s + save_s + publish_s + other_s = total_s`.
 #[derive(Serialize)]
 struct Phases {
     load_s: f64,
     plan_s: f64,
+    read_s: f64,
     execute_s: f64,
     write_s: f64,
+    streamed_s: f64,
+    overlapped_s: f64,
     save_s: f64,
+    /// The results file's fsync and rename, after the run.
+    publish_s: f64,
+    /// What is in no phase: the sweep, the store's last steps, starting and stopping.
+    other_s: f64,
     total_s: f64,
     /// The process's peak resident memory so far (Linux; 0 elsewhere).
     peak_rss_bytes: u64,
@@ -145,9 +155,21 @@ pub fn render(cfg: &RunConfig, summary: &Summary, started: i64, ended: i64) -> S
         phases: Phases {
             load_s: summary.load.as_secs_f64(),
             plan_s: summary.plan.as_secs_f64(),
+            read_s: summary.read.as_secs_f64(),
             execute_s: summary.execute.as_secs_f64(),
             write_s: summary.write.as_secs_f64(),
+            streamed_s: summary.streamed.as_secs_f64(),
+            overlapped_s: (summary.read + summary.execute + summary.write)
+                .saturating_sub(summary.streamed)
+                .as_secs_f64(),
             save_s: summary.save.as_secs_f64(),
+            publish_s: summary.publish.as_secs_f64(),
+            other_s: summary
+                .elapsed
+                .saturating_sub(
+                    summary.load + summary.plan + summary.streamed + summary.save + summary.publish,
+                )
+                .as_secs_f64(),
             total_s: summary.elapsed.as_secs_f64(),
             peak_rss_bytes: super::bench::peak_rss_bytes(),
         },

@@ -69,7 +69,8 @@ pub fn print_summary(s: &Summary) {
     let _ = writeln!(
         err,
         "{}smsrefresh: {} commands: {} ok, {} warning, {} error; {} sessions refreshed, {} terminated; \
-         {:.3} s (load {:.3} s [registry {:.3} s, sessions {:.3} s], plan {:.3} s, execute {:.3} s, write {:.3} s, save {:.3} s), \
+         {:.3} s (load {:.3} s [registry {:.3} s, sessions {:.3} s], plan {:.3} s, \
+         read {:.3} s + execute {:.3} s + write {:.3} s overlapping in {:.3} s, save {:.3} s, publish {:.3} s), \
          {:.0} commands/s, {} threads",
         if s.dry_run {
             "dry run: nothing was changed; "
@@ -87,9 +88,12 @@ pub fn print_summary(s: &Summary) {
         s.load_parts.registry.as_secs_f64(),
         s.load_parts.sessions.as_secs_f64(),
         s.plan.as_secs_f64(),
+        s.read.as_secs_f64(),
         s.execute.as_secs_f64(),
         s.write.as_secs_f64(),
+        s.streamed.as_secs_f64(),
         s.save.as_secs_f64(),
+        s.publish.as_secs_f64(),
         rate,
         s.threads
     );

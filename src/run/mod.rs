@@ -297,7 +297,7 @@ fn run_phases(
         }
     }
     progress.phase(Phase::Execute);
-    let runner: Box<dyn Runner + '_> = match (&remote, &engine.site.target) {
+    let runner: Box<dyn Runner + Send + '_> = match (&remote, &engine.site.target) {
         (Some(remote), Some(target)) => Box::new(remote::RemoteRunner::new(
             engine,
             remote,
@@ -353,7 +353,7 @@ fn plan(cfg: &RunConfig, engine: &Engine, summary: &mut Summary) -> Result<Optio
 fn execute(
     cfg: &RunConfig,
     engine: &Engine,
-    executor: Box<dyn Runner + '_>,
+    executor: Box<dyn Runner + Send + '_>,
     plan: Option<Plan>,
     inputs: &mut Inputs,
     out: &mut dyn Write,

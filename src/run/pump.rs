@@ -3,9 +3,9 @@
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Write};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use std::sync::{Arc, mpsc};
+use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
 
@@ -87,8 +87,13 @@ pub(super) fn input_size(input: &Input) -> u64 {
 
 /// Streams jobs through the executor in chunks, writing results in order. Once an
 /// interrupt is requested, no further chunk starts: the rest of the input is only counted.
+///
+/// The three stages overlap (issue 24): this thread reads and parses the next chunk, and
+/// renders and writes the results of the one before, while a second thread executes the
+/// current one. One chunk waits between the stages at most, so the memory in flight is three
+/// chunks; the results still reach the output in input order, and only what ran is written.
 pub(super) struct Pump<'a, 'e> {
-    executor: Box<dyn Runner + 'e>,
+    executor: Box<dyn Runner + Send + 'e>,
     format: Format,
     out: &'a mut dyn Write,
     summary: &'a mut Summary,
@@ -102,11 +107,54 @@ pub(super) struct Pump<'a, 'e> {
     pub(super) seen: u64,
     /// `--shard K/N`: only this shard's jobs run.
     pub(super) shard: Option<(Shard, &'e dyn SessionStore)>,
+    /// Whether the executor's results are flushed to the output chunk by chunk.
+    executor_streams: bool,
+}
+
+/// A chunk back from the executing thread: its jobs, and what ran (`None`: an interrupt came
+/// first, and none ran).
+type Executed = (Vec<Job>, Option<Ran>);
+
+/// A chunk's results, rendered on the executing thread (in parallel, while this thread reads
+/// and writes: the CPU-heavy stages share one thread's turn, so two cores are not asked to
+/// run four busy threads).
+struct Ran {
+    results: Vec<crate::exec::CommandResult>,
+    rendered: Vec<Vec<u8>>,
+    execute: Duration,
+    render: Duration,
+}
+
+/// Executes a chunk and renders its results.
+fn execute_and_render(
+    executor: &mut (dyn Runner + Send + '_),
+    format: Format,
+    source: &Arc<str>,
+    jobs: &[Job],
+) -> Ran {
+    let t = Instant::now();
+    let results = executor.run_chunk(source, jobs);
+    let execute = t.elapsed();
+    let t = Instant::now();
+    let rendered: Vec<Vec<u8>> = results
+        .par_chunks(1024)
+        .map(|slice| {
+            let mut buf = Vec::with_capacity(slice.len() * 160);
+            output::render(format, slice, &mut buf);
+            buf
+        })
+        .collect();
+    Ran {
+        results,
+        rendered,
+        execute,
+        render: t.elapsed(),
+    }
 }
 
 impl<'a, 'e> Pump<'a, 'e> {
     pub(super) fn new(
-        executor: Box<dyn Runner + 'e>,
+        executor: Box<dyn Runner + Send + 'e>,
         format: Format,
         out: &'a mut dyn Write,
         summary: &'a mut Summary,
@@ -126,11 +174,12 @@ impl<'a, 'e> Pump<'a, 'e> {
             resume_at: None,
             seen: 0,
             shard: None,
+            executor_streams: false,
         }
     }
 
-    /// Runs a chunk, unless an interrupt came: then its jobs are counted as not run.
-    fn chunk_or_stop(&mut self, source: &Arc<str>, jobs: &mut Vec<Job>) -> Result<(), RunError> {
+    /// Keeps this shard's jobs of a chunk.
+    fn retain_shard(&mut self, jobs: &mut Vec<Job>) {
         if let Some((shard, store)) = self.shard {
             let before = jobs.len();
             shard.retain(jobs, store);
@@ -138,51 +187,40 @@ impl<'a, 'e> Pump<'a, 'e> {
                 *others += (before - jobs.len()) as u64;
             }
         }
-        if self.interrupt.requested().is_none() {
-            return self.chunk(source, jobs);
-        }
-        if let (None, Some(first)) = (&self.resume_at, jobs.first()) {
-            self.resume_at = Some((source.to_string(), first.line));
-        }
-        self.not_run += jobs.len() as u64;
-        Ok(())
     }
 
-    fn chunk(&mut self, source: &Arc<str>, jobs: &[Job]) -> Result<(), RunError> {
-        let t = Instant::now();
-        let results = self.executor.run_chunk(source, jobs);
-        self.summary.execute += t.elapsed();
-        // An interrupt stopped a run that goes one by one: the rest did not run.
-        if let Some(first) = jobs.get(results.len()) {
+    /// Counts what did not run of a chunk, and where the first of it is.
+    fn not_run_from(&mut self, source: &Arc<str>, jobs: &[Job], ran: usize) {
+        if let Some(first) = jobs.get(ran) {
             if self.resume_at.is_none() {
                 self.resume_at = Some((source.to_string(), first.line));
             }
-            self.not_run += (jobs.len() - results.len()) as u64;
+            self.not_run += (jobs.len() - ran) as u64;
         }
-        let t = Instant::now();
-        // Render slices in parallel, write them in order.
-        let format = self.format;
-        let buffers: Vec<Vec<u8>> = {
-            results
-                .par_chunks(1024)
-                .map(|slice| {
-                    let mut buf = Vec::with_capacity(slice.len() * 160);
-                    output::render(format, slice, &mut buf);
-                    buf
-                })
-                .collect()
+    }
+
+    /// Writes one executed chunk's rendered results, in order, and counts them.
+    fn write(&mut self, source: &Arc<str>, executed: Executed) -> Result<(), RunError> {
+        let (jobs, ran) = executed;
+        let Some(ran) = ran else {
+            self.not_run_from(source, &jobs, 0);
+            return Ok(());
         };
-        for b in &buffers {
+        self.summary.execute += ran.execute;
+        // An interrupt stopped a run that goes one by one: the rest did not run.
+        self.not_run_from(source, &jobs, ran.results.len());
+        let t = Instant::now();
+        for b in &ran.rendered {
             self.out.write_all(b).map_err(RunError::Output)?;
         }
-        if self.executor.streams() {
+        if self.executor_streams {
             // A target's results reach the output as the run goes, whole lines only.
             self.out.flush().map_err(RunError::Output)?;
         }
-        for r in &results {
+        for r in &ran.results {
             self.summary.add(r);
         }
-        self.summary.write += t.elapsed();
+        self.summary.write += ran.render + t.elapsed();
         self.progress
             .advance(jobs.len() as u64, self.bytes.load(Ordering::Relaxed));
         Ok(())
@@ -194,7 +232,67 @@ impl<'a, 'e> Pump<'a, 'e> {
         jobs: impl Iterator<Item = io::Result<Job>>,
     ) -> Result<(), RunError> {
         let size = self.executor.chunk_size();
+        self.executor_streams = self.executor.streams();
+        let started = Instant::now();
+        // The executor works on its own thread for this input; it is handed back after.
+        let mut executor = std::mem::replace(&mut self.executor, Box::new(Idle));
+        let interrupt = self.interrupt.clone();
+        let format = self.format;
+        let result = std::thread::scope(|scope| {
+            let (to_execute, chunks) = mpsc::sync_channel::<Vec<Job>>(1);
+            let (executed, done) = mpsc::channel::<Executed>();
+            let (executor, interrupt) = (&mut executor, &interrupt);
+            let worker = scope.spawn(move || {
+                for jobs in chunks {
+                    let ran = interrupt
+                        .requested()
+                        .is_none()
+                        .then(|| execute_and_render(&mut **executor, format, source, &jobs));
+                    if executed.send((jobs, ran)).is_err() {
+                        break;
+                    }
+                }
+            });
+            let fed = self.feed(source, jobs, size, &to_execute, &done);
+            drop(to_execute);
+            // What is still executing is written once it is done, whatever stopped the input.
+            let mut written = Ok(());
+            for chunk in done {
+                if written.is_ok() {
+                    written = self.write(source, chunk);
+                }
+            }
+            let _ = worker.join();
+            fed.and(written)
+        });
+        self.executor = executor;
+        self.summary.streamed += started.elapsed();
+        result
+    }
+
+    /// Reads `jobs` into chunks and hands each to the executing thread, writing whatever
+    /// results have come back meanwhile.
+    fn feed(
+        &mut self,
+        source: &Arc<str>,
+        jobs: impl Iterator<Item = io::Result<Job>>,
+        size: usize,
+        to_execute: &mpsc::SyncSender<Vec<Job>>,
+        done: &mpsc::Receiver<Executed>,
+    ) -> Result<(), RunError> {
         let mut chunk: Vec<Job> = Vec::with_capacity(size);
+        let mut reading = Instant::now();
+        let mut send = |pump: &mut Self, mut chunk: Vec<Job>| -> Result<(), RunError> {
+            pump.retain_shard(&mut chunk);
+            pump.summary.read += reading.elapsed();
+            while let Ok(ready) = done.try_recv() {
+                pump.write(source, ready)?;
+            }
+            // The executing thread ends only after this sender is dropped.
+            let _ = to_execute.send(chunk);
+            reading = Instant::now();
+            Ok(())
+        };
         for job in jobs {
             self.seen += 1;
             chunk.push(job.map_err(|e| RunError::Input {
@@ -202,13 +300,28 @@ impl<'a, 'e> Pump<'a, 'e> {
                 cause: e,
             })?);
             if chunk.len() == size {
-                self.chunk_or_stop(source, &mut chunk)?;
-                chunk.clear();
+                send(
+                    self,
+                    std::mem::replace(&mut chunk, Vec::with_capacity(size)),
+                )?;
             }
         }
         if !chunk.is_empty() {
-            self.chunk_or_stop(source, &mut chunk)?;
+            send(self, chunk)?;
         }
         Ok(())
+    }
+}
+
+/// Stands in for the executor while it works on its own thread.
+struct Idle;
+
+impl Runner for Idle {
+    fn run_chunk(&mut self, _: &Arc<str>, _: &[Job]) -> Vec<crate::exec::CommandResult> {
+        Vec::new()
+    }
+
+    fn threads(&self) -> usize {
+        0
     }
 }

@@ -28,9 +28,18 @@ pub struct Summary {
     /// Where the registry was read: a file's path or a directory's URL.
     pub registry: String,
     pub plan: Duration,
+    /// Reading and parsing the inputs into commands.
+    pub read: Duration,
     pub execute: Duration,
+    /// Rendering and writing the results.
     pub write: Duration,
+    /// The wall time of reading, executing and writing together: they overlap, so this is
+    /// less than their sum by what ran at once.
+    pub streamed: Duration,
     pub save: Duration,
+    /// Making the results durable and putting them in place (`-o FILE`: its fsync and
+    /// rename), after the run.
+    pub publish: Duration,
     pub elapsed: Duration,
     pub threads: usize,
     /// A dry run: nothing was changed.

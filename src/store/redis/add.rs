@@ -11,7 +11,6 @@
 use std::collections::HashMap;
 
 use super::RedisStore;
-use super::keys;
 use super::nodes::Keyed;
 use super::update::Change;
 use crate::ids::UserKey;
@@ -41,14 +40,19 @@ impl RedisStore {
                 ..Added::default()
             });
         }
-        let tag_of = |s: &Session| keys::tag(self.names.realm_name(s.realm), &UserKey::of(&s.user));
+        let names = self.names.clone();
+        self.assign_codes(
+            sessions.iter().map(|s| names.realm_name(s.realm)),
+            sessions.iter().map(|s| &*s.id),
+        )?;
+        let tag_of = |s: &Session| self.tag(s.realm, &UserKey::of(&s.user));
         let ids: Vec<&str> = sessions.iter().map(|s| &*s.id).collect();
         let indexed = self.tags_of(&ids);
         let mut counts = Added::default();
         // Record key -> the sessions to add to it, in the file's order.
         let mut groups: Vec<(String, Vec<&Session>)> = Vec::new();
         let mut by_key: HashMap<String, usize> = HashMap::new();
-        let mut entries: HashMap<String, Vec<(&str, String)>> = HashMap::new();
+        let mut entries: HashMap<String, Vec<(String, String)>> = HashMap::new();
         for (s, indexed) in sessions.iter().zip(indexed) {
             let tag = tag_of(s);
             match indexed? {
@@ -60,7 +64,7 @@ impl RedisStore {
                 None => entries
                     .entry(self.layout.bucket(&s.id))
                     .or_default()
-                    .push((&s.id, tag.clone())),
+                    .push((self.codes.field(&s.id).unwrap_or_default(), tag.clone())),
             }
             let key = self.layout.record(&tag);
             let g = *by_key.entry(key.clone()).or_insert_with(|| {
@@ -75,7 +79,7 @@ impl RedisStore {
                 pairs
                     .iter()
                     .fold(Keyed::new("HSET", bucket), |c, (id, tag)| {
-                        c.arg(*id).arg(tag)
+                        c.arg(id).arg(tag)
                     })
             })
             .collect();

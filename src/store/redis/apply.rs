@@ -7,7 +7,6 @@ use std::collections::HashMap;
 use smallvec::SmallVec;
 
 use super::RedisStore;
-use super::keys;
 use super::nodes::Keyed;
 use super::update::Change;
 use crate::credential::Credential;
@@ -96,17 +95,27 @@ impl RedisStore {
     /// The record tag of each session id (its user's), from the id index; `None` for an id
     /// the index lacks.
     pub(super) fn tags_of(&self, ids: &[&str]) -> Vec<Result<Option<String>, StoreError>> {
+        // An id whose prefix has no code was never imported: no need to ask.
+        let fields: Vec<Option<String>> = ids.iter().map(|id| self.codes.field(id)).collect();
         let cmds: Vec<Keyed> = ids
             .iter()
-            .map(|id| Keyed::new("HGET", &self.layout.bucket(id)).arg(*id))
+            .zip(&fields)
+            .filter_map(|(id, f)| {
+                Some(Keyed::new("HGET", &self.layout.bucket(id)).arg(f.as_ref()?))
+            })
             .collect();
-        self.nodes
-            .run(&cmds, true, false)
-            .into_iter()
-            .map(|r| match r.value() {
-                Ok(redis::Value::BulkString(b)) => Ok(String::from_utf8(b).ok()),
-                Ok(_) => Ok(None),
-                Err(why) => Err(self.unavailable(why)),
+        let mut replies = self.nodes.run(&cmds, true, false).into_iter();
+        fields
+            .iter()
+            .map(|f| {
+                if f.is_none() {
+                    return Ok(None);
+                }
+                match replies.next().map(super::nodes::Reply::value) {
+                    Some(Ok(redis::Value::BulkString(b))) => Ok(String::from_utf8(b).ok()),
+                    Some(Ok(_)) | None => Ok(None),
+                    Some(Err(why)) => Err(self.unavailable(why)),
+                }
             })
             .collect()
     }
@@ -132,7 +141,7 @@ impl RedisStore {
         for (i, op) in ops.iter().enumerate() {
             let tag = match op {
                 Op::RefreshUser { realm, user, .. } | Op::TerminateUser { realm, user, .. } => {
-                    keys::tag(self.names.realm_name(*realm), user)
+                    self.tag(*realm, user)
                 }
                 Op::RefreshSession { .. } | Op::TerminateSession { .. } => {
                     match tags.next().unwrap_or(Ok(None)) {

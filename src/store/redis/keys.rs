@@ -3,14 +3,15 @@
 //! one slot of a cluster and one function call changes them atomically.
 //!
 //! ```text
-//! P meta                  hash    layout = 1, buckets = N
-//! P u{REALM/USER}         string  the user's record (record.rs)
-//! P i{B}                  hash    session id -> REALM/USER, for ids whose bucket is B
+//! P meta                  hash    layout = 2, buckets = N, next_code, r:REALM / p:PREFIX -> code
+//! P u{R/USER}             string  the user's record (record.rs)
+//! P i{B}                  hash    CODE_REST (the session id, codes.rs) -> R/USER, for ids
+//!                                 whose bucket is B
 //! ```
 //!
-//! `REALM` is the realm's name as the topology spells it and `USER` the case-folded user
-//! name, each with `%`, `/`, `{` and `}` written as `%25`, `%2F`, `%7B`, `%7D`, so the tag
-//! is unambiguous and never ends early.
+//! `R` is the realm's code (codes.rs) and `USER` the case-folded user name, each with `%`,
+//! `/`, `{` and `}` written as `%25`, `%2F`, `%7B`, `%7D`, so the tag is unambiguous and
+//! never ends early.
 
 use crc::{CRC_16_XMODEM, Crc};
 
@@ -20,7 +21,7 @@ use crate::hash::stable_hash;
 pub const DEFAULT_BUCKETS: u32 = 4096;
 
 /// The layout version written to `meta`; a store of another version is refused.
-pub const LAYOUT: u32 = 1;
+pub const LAYOUT: u32 = 2;
 
 /// Redis Cluster's hash slots.
 pub const SLOTS: usize = 16384;
@@ -66,7 +67,7 @@ fn unescape(part: &str) -> Option<String> {
     Some(out)
 }
 
-/// The tag `REALM/USER` of a realm's name and a folded user name.
+/// The tag `R/USER` of a realm's code and a folded user name.
 pub fn tag(realm: &str, user_key: &str) -> String {
     let mut t = String::with_capacity(realm.len() + user_key.len() + 1);
     escape_into(&mut t, realm);
@@ -108,7 +109,7 @@ impl Layout {
         format!("{}i{{{b}}}", self.prefix)
     }
 
-    /// `SCAN … MATCH` for every record, or for one realm's.
+    /// `SCAN … MATCH` for every record, or for one realm's (by its code).
     pub fn record_pattern(&self, realm: Option<&str>) -> String {
         let mut p = glob_escape(&self.prefix);
         p.push_str("u{");

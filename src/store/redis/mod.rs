@@ -9,6 +9,7 @@
 
 mod add;
 mod apply;
+mod codes;
 mod keys;
 mod names;
 mod nodes;
@@ -25,6 +26,7 @@ pub use keys::{DEFAULT_BUCKETS, LAYOUT};
 pub use names::Names;
 pub use target::{DEFAULT_PREFIX, PASSWORD_ENV};
 
+use self::codes::Codes;
 use self::keys::Layout;
 use self::nodes::{Keyed, Nodes};
 use self::target::Target;
@@ -54,9 +56,11 @@ pub struct RedisStore {
     /// started a little later still finds the user of a session another shard ended, and
     /// places that line where every other shard placed it.
     held: Option<parking_lot::Mutex<Vec<Arc<str>>>>,
-    /// Whether a `store import` wrote this prefix's `meta` key: a store without it holds no
-    /// site (an empty one still has its `meta`).
+    /// Whether a `store import` wrote this prefix's `meta` key (its `layout`): a store without
+    /// it holds no site (an empty one still has its `meta`).
     imported: bool,
+    /// The codes of realms and session-id prefixes (`codes.rs`), as read from `meta`.
+    codes: Codes,
 }
 
 /// What `store stats` shows.
@@ -100,13 +104,17 @@ impl RedisStore {
                 })?,
             imported: false,
             held: None,
+            codes: Codes::default(),
         };
-        if let Some(meta) = store.read_meta()? {
+        let meta = store.read_meta()?.unwrap_or_default();
+        store.codes = Codes::from_meta(&meta);
+        // Codes without a layout are an import that did not finish: nothing is imported.
+        if meta.contains_key("layout") {
             store.imported = true;
             let layout = meta.get("layout").and_then(|v| v.parse::<u32>().ok());
             if layout != Some(LAYOUT) {
                 return Err(store.unavailable(format!(
-                    "`{}` says layout {}, and this smsrefresh reads layout {LAYOUT}",
+                    "`{}` says layout {}, and this smsrefresh reads layout {LAYOUT}: export the sessions with the smsrefresh that imported them, then `store import --replace` them with this one",
                     store.layout.meta(),
                     meta.get("layout").map_or("(none)", String::as_str)
                 )));
@@ -165,6 +173,47 @@ impl RedisStore {
         &self.layout.prefix
     }
 
+    /// A realm's code as its records' keys spell it; `-` for a realm with no code, whose
+    /// records cannot exist (no key has `-`), so reading one finds none.
+    fn realm_code(&self, realm: RealmId) -> String {
+        self.codes
+            .realm(self.names.realm_name(realm))
+            .map_or_else(|| "-".to_string(), |c| c.to_string())
+    }
+
+    /// The tag of a (realm, folded user): its record's hash tag and its index entries' value.
+    fn tag(&self, realm: RealmId, user_key: &str) -> String {
+        keys::tag(&self.realm_code(realm), user_key)
+    }
+
+    /// Gives codes (`codes.rs`) to the realms and session-id prefixes that have none yet:
+    /// each from the counter in `meta`, set only if nobody set it first, then read back.
+    fn assign_codes<'a>(
+        &mut self,
+        realms: impl Iterator<Item = &'a str>,
+        ids: impl Iterator<Item = &'a str>,
+    ) -> Result<(), StoreError> {
+        let missing = self.codes.missing(realms, ids);
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let meta = self.layout.meta();
+        let counters: Vec<Keyed> = missing
+            .iter()
+            .map(|_| Keyed::new("HINCRBY", &meta).arg(codes::COUNTER).arg(1))
+            .collect();
+        let mut sets = Vec::with_capacity(missing.len());
+        for (field, reply) in missing.iter().zip(self.nodes.run(&counters, true, true)) {
+            let code = reply.value().map_err(|w| self.unavailable(w))?;
+            let code: i64 =
+                redis::from_redis_value(code).map_err(|e| self.unavailable(e.to_string()))?;
+            sets.push(Keyed::new("HSETNX", &meta).arg(field).arg(code));
+        }
+        self.run_all(&sets)?;
+        self.codes = Codes::from_meta(&self.read_meta()?.unwrap_or_default());
+        Ok(())
+    }
+
     fn unavailable(&self, reason: impl Into<String>) -> StoreError {
         self.nodes.target.unavailable(reason)
     }
@@ -185,7 +234,7 @@ impl RedisStore {
     ) -> Result<(), StoreError> {
         let pattern = self
             .layout
-            .record_pattern(realm.map(|r| self.names.realm_name(r)));
+            .record_pattern(realm.map(|r| self.realm_code(r)).as_deref());
         self.each_key(&pattern, &mut |keys| {
             for (key, stored) in keys.iter().zip(self.read_records(keys)) {
                 if let Some(bytes) = stored? {
@@ -243,8 +292,11 @@ impl RedisStore {
         Ok(found)
     }
 
-    /// Removes every key of this store's prefix.
-    pub fn clear(&self) -> Result<u64, StoreError> {
+    /// Removes every key of this store's prefix (its codes too: an import after it gives
+    /// them out afresh).
+    pub fn clear(&mut self) -> Result<u64, StoreError> {
+        self.codes = Codes::default();
+        self.imported = false;
         let mut removed = 0u64;
         self.each_key(&self.layout.all_pattern(), &mut |keys| {
             let cmds: Vec<Keyed> = keys.iter().map(|k| Keyed::new("UNLINK", k)).collect();
@@ -262,10 +314,15 @@ impl RedisStore {
             .unwrap_or(u32::MAX)
             .max(1024);
         self.layout.buckets = buckets;
+        let names = self.names.clone();
+        self.assign_codes(
+            names.realm_ids().map(|r| names.realm_name(r)),
+            sessions.iter().map(|s| &*s.id),
+        )?;
         let mut users: Vec<(String, Vec<Session>)> = Vec::new();
         let mut by_tag: HashMap<String, usize> = HashMap::new();
         for s in sessions {
-            let tag = keys::tag(self.names.realm_name(s.realm), &UserKey::of(&s.user));
+            let tag = self.tag(s.realm, &UserKey::of(&s.user));
             let at = *by_tag.entry(tag.clone()).or_insert_with(|| {
                 users.push((tag, Vec::new()));
                 users.len() - 1
@@ -273,22 +330,23 @@ impl RedisStore {
             users[at].1.push(s.clone());
         }
         let mut cmds: Vec<Keyed> = Vec::with_capacity(users.len() + buckets as usize + 1);
-        let mut index: HashMap<String, Vec<(Arc<str>, String)>> = HashMap::new();
+        let mut index: HashMap<String, Vec<(String, String)>> = HashMap::new();
         for (tag, list) in &users {
             let key = self.layout.record(tag);
             let bytes = record::encode(update::fresh_nonce(), list, &self.names);
             cmds.push(Keyed::new("SET", &key).arg(bytes));
             for s in list {
+                let field = self.codes.field(&s.id).unwrap_or_default();
                 index
                     .entry(self.layout.bucket(&s.id))
                     .or_default()
-                    .push((s.id.clone(), tag.clone()));
+                    .push((field, tag.clone()));
             }
         }
         for (bucket, entries) in &index {
             let mut cmd = Keyed::new("HSET", bucket);
-            for (id, tag) in entries {
-                cmd = cmd.arg(&**id).arg(tag);
+            for (field, tag) in entries {
+                cmd = cmd.arg(field).arg(tag);
             }
             cmds.push(cmd);
         }
@@ -379,7 +437,7 @@ impl SessionStore for RedisStore {
     ) -> Result<Vec<usize>, StoreError> {
         let keys: Vec<String> = users
             .iter()
-            .map(|(r, u)| self.layout.record(&keys::tag(self.names.realm_name(*r), u)))
+            .map(|(r, u)| self.layout.record(&self.tag(*r, u)))
             .collect();
         keys.iter()
             .zip(self.read_records(&keys))

@@ -197,13 +197,15 @@ impl RedisStore {
     /// entries whose sessions are gone, which every lookup already treats as unknown ids;
     /// the commands that ended them did happen, so their results stand.
     pub(super) fn unindex(&self, ended: &[Arc<str>]) {
-        let mut by_bucket: std::collections::HashMap<String, Vec<&str>> =
+        let mut by_bucket: std::collections::HashMap<String, Vec<String>> =
             std::collections::HashMap::new();
         for id in ended {
-            by_bucket
-                .entry(self.layout.bucket(id))
-                .or_default()
-                .push(id);
+            if let Some(field) = self.codes.field(id) {
+                by_bucket
+                    .entry(self.layout.bucket(id))
+                    .or_default()
+                    .push(field);
+            }
         }
         let cmds: Vec<Keyed> = by_bucket
             .into_iter()

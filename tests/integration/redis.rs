@@ -868,4 +868,31 @@ fn redis_is_safe_to_try_and_hard_to_mistype() {
         )),
         "{err}"
     );
+
+    // A store of another layout (an older smsrefresh's): every command but `store import
+    // --replace` stops with what to do, `--add` included; the replace starts afresh.
+    server.cli(&["HSET", "smsrefresh:meta", "layout", "1"]);
+    for args in [
+        vec!["store", "stats", "--site", site, "--store", &url],
+        vec!["store", "import", "--add", "--site", site, "--store", &url],
+        vec![
+            "run",
+            "--site",
+            site,
+            "--store",
+            &url,
+            "samples/demo/commands.pdadmin",
+        ],
+    ] {
+        let out = run(&args, None);
+        assert_eq!(code(&out), 2, "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains("says layout 1"), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("store import --replace"),
+            "{}",
+            stderr(&out)
+        );
+    }
+    import(&demo, &url);
+    assert_eq!(stats_sessions(site, &url), before);
 }

@@ -32,6 +32,9 @@ impl RedisStore {
     /// Adds the sessions of `sessions` that the store lacks; imports them all into a store
     /// that holds no import yet.
     pub fn add(&mut self, sessions: &[Session]) -> Result<Added, StoreError> {
+        if let Some(e) = self.foreign.take() {
+            return Err(e);
+        }
         if !self.imported {
             self.import(sessions)?;
             self.imported = true;

@@ -61,6 +61,9 @@ pub struct RedisStore {
     imported: bool,
     /// The codes of realms and session-id prefixes (`codes.rs`), as read from `meta`.
     codes: Codes,
+    /// Why this store cannot be used as it is: it holds another layout's keys, which only
+    /// `store import --replace` may remove.
+    foreign: Option<StoreError>,
 }
 
 /// What `store stats` shows.
@@ -105,6 +108,7 @@ impl RedisStore {
             imported: false,
             held: None,
             codes: Codes::default(),
+            foreign: None,
         };
         let meta = store.read_meta()?.unwrap_or_default();
         store.codes = Codes::from_meta(&meta);
@@ -113,7 +117,8 @@ impl RedisStore {
             store.imported = true;
             let layout = meta.get("layout").and_then(|v| v.parse::<u32>().ok());
             if layout != Some(LAYOUT) {
-                return Err(store.unavailable(format!(
+                // Only `store import --replace` may go on: it removes the old layout's keys.
+                store.foreign = Some(store.unavailable(format!(
                     "`{}` says layout {}, and this smsrefresh reads layout {LAYOUT}: export the sessions with the smsrefresh that imported them, then `store import --replace` them with this one",
                     store.layout.meta(),
                     meta.get("layout").map_or("(none)", String::as_str)
@@ -141,7 +146,10 @@ impl RedisStore {
     /// The store, when a site was imported under its database and prefix; otherwise the
     /// error that says so (contract §11): a mistyped prefix or database must not look like a
     /// store without sessions.
-    pub fn require_imported(self) -> Result<Self, StoreError> {
+    pub fn require_imported(mut self) -> Result<Self, StoreError> {
+        if let Some(e) = self.foreign.take() {
+            return Err(e);
+        }
         if self.imported {
             return Ok(self);
         }
@@ -297,6 +305,7 @@ impl RedisStore {
     pub fn clear(&mut self) -> Result<u64, StoreError> {
         self.codes = Codes::default();
         self.imported = false;
+        self.foreign = None;
         let mut removed = 0u64;
         self.each_key(&self.layout.all_pattern(), &mut |keys| {
             let cmds: Vec<Keyed> = keys.iter().map(|k| Keyed::new("UNLINK", k)).collect();

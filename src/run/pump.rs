@@ -3,7 +3,7 @@
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Write};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
@@ -238,31 +238,42 @@ impl<'a, 'e> Pump<'a, 'e> {
         let mut executor = std::mem::replace(&mut self.executor, Box::new(Idle));
         let interrupt = self.interrupt.clone();
         let format = self.format;
+        // Set when the run cannot go on (an input or output error): no chunk starts after.
+        let halted = AtomicBool::new(false);
         let result = std::thread::scope(|scope| {
             let (to_execute, chunks) = mpsc::sync_channel::<Vec<Job>>(1);
             let (executed, done) = mpsc::channel::<Executed>();
-            let (executor, interrupt) = (&mut executor, &interrupt);
+            let (executor, interrupt, halt) = (&mut executor, &interrupt, &halted);
             let worker = scope.spawn(move || {
                 for jobs in chunks {
-                    let ran = interrupt
-                        .requested()
-                        .is_none()
-                        .then(|| execute_and_render(&mut **executor, format, source, &jobs));
+                    let go = interrupt.requested().is_none() && !halt.load(Ordering::SeqCst);
+                    let ran =
+                        go.then(|| execute_and_render(&mut **executor, format, source, &jobs));
                     if executed.send((jobs, ran)).is_err() {
                         break;
                     }
                 }
             });
             let fed = self.feed(source, jobs, size, &to_execute, &done);
+            if fed.is_err() {
+                halted.store(true, Ordering::SeqCst);
+            }
             drop(to_execute);
-            // What is still executing is written once it is done, whatever stopped the input.
+            // What is executing is written once it is done, whatever stopped the input; what
+            // waited to start did not run.
             let mut written = Ok(());
             for chunk in done {
                 if written.is_ok() {
                     written = self.write(source, chunk);
+                    if written.is_err() {
+                        halted.store(true, Ordering::SeqCst);
+                    }
                 }
             }
-            let _ = worker.join();
+            // A panic while executing is not a short run: it goes on as the panic it was.
+            if let Err(panic) = worker.join() {
+                std::panic::resume_unwind(panic);
+            }
             fed.and(written)
         });
         self.executor = executor;

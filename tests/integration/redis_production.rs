@@ -401,3 +401,36 @@ fn a_store_that_runs_for_months_holds_only_what_its_sessions_need() {
         "after the sweep"
     );
 }
+
+/// `bench --store` on a standalone server: the Redis run beside the site files, Redis memory
+/// per session, and the anchor's Lua model driven from Rust on the same server, whose keys
+/// it removes again.
+#[test]
+fn bench_through_redis_measures_the_lua_model_on_the_same_server() {
+    let server = Server::start(&[]);
+    let (_d, demo) = demo_copy();
+    let work = tempfile::tempdir().unwrap();
+    let out = run(
+        &[
+            "bench",
+            "--site",
+            demo.to_str().unwrap(),
+            "--store",
+            &server.url(),
+            "--runs",
+            "1",
+            "--workdir",
+            work.path().to_str().unwrap(),
+        ],
+        None,
+    );
+    let text = stdout(&out);
+    assert_eq!(code(&out), 0, "{}{text}", stderr(&out));
+    assert!(text.contains("B/session"), "{text}");
+    assert!(
+        text.contains("Redis over the same Lua model driven from Rust on this server"),
+        "{text}"
+    );
+    let anchor_keys = server.cli(&["--scan", "--pattern", "smsrefresh:anchor:*"]);
+    assert!(anchor_keys.trim().is_empty(), "{anchor_keys}");
+}

@@ -8,6 +8,7 @@
 //! figure is the median of `--runs` repetitions; the site is reloaded before each measured
 //! execution so that each starts from the same sessions.
 
+mod lua_anchor;
 mod map;
 mod redis;
 pub mod svg;

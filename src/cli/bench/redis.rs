@@ -21,7 +21,9 @@ use smsrefresh::synthetic::GEN_EPOCH;
 
 use super::{BenchConfig, BenchError, Stat, workload};
 
-/// Lua per user, and the server's raw HSET ceiling, on this machine (perf-anchors.md).
+/// Lua per user (the reference's Python client), and the server's raw HSET ceiling, on this
+/// machine (perf-anchors.md). The same Lua model driven from Rust is measured on the store's
+/// own server when it is a standalone one (`lua_anchor.rs`).
 const LUA_ANCHOR: f64 = 188_000.0;
 const HSET_CEILING: f64 = 287_000.0;
 /// Bytes per session of a JSON string per session in a hash (perf-anchors.md).
@@ -43,6 +45,10 @@ pub struct RedisReport {
     pub redis_bytes_per_session: f64,
     pub over_lua_anchor: f64,
     pub over_hset_ceiling: f64,
+    /// The Lua-per-user anchor's model driven from Rust, measured on the same server between
+    /// the runs (median), when the store is a standalone server; and Redis over it.
+    pub lua_model_sessions_per_s: Option<f64>,
+    pub over_lua_model: Option<f64>,
 }
 
 /// A `run` of the benchmark's input on its site, in the given store (`None`: the site's).
@@ -53,7 +59,9 @@ pub(super) fn run_config(cfg: &BenchConfig, input: Input, store: Option<&str>) -
         inputs: vec![input],
         format: Format::Pdadmin,
         dry_run: false,
-        save: false,
+        // A Redis store keeps each change as it runs, so `--no-save` is refused there
+        // (contract §11); the site files are never saved by the bench.
+        save: store.is_some_and(|s| s != "file:"),
         batch: BatchConfig {
             jobs: cfg.jobs.iter().copied().max().unwrap_or(0),
             fail_fast: false,
@@ -96,11 +104,8 @@ pub fn redis_bench(
     site.store.export(&mut |s| sessions.push(s.clone()))?;
     let engine = Engine::new(site, Some(GEN_EPOCH), true);
     let (_, text, csv) = workload(&engine, cfg.workload)?;
-    let mut redis = RedisStore::open(
-        url,
-        names_of(&engine.site.topology),
-        Duration::from_secs(10),
-    )?;
+    let names = names_of(&engine.site.topology);
+    let mut redis = RedisStore::open(url, names.clone(), Duration::from_secs(10))?;
     crate::cli::free_at_exit(engine);
     let input = cfg.workdir.join(if csv {
         "bench-redis.csv"
@@ -115,7 +120,18 @@ pub fn redis_bench(
     };
     let (mut on_redis, mut on_files, mut bytes) = (Vec::new(), Vec::new(), 0.0);
     let mut acted = 0;
+    let mut anchor = LuaModel {
+        users: lua_anchor_users(&sessions, &names),
+        con: super::lua_anchor::connect(url),
+        rates: Vec::new(),
+    };
     for i in 0..cfg.runs {
+        anchor.measure(redis.prefix(), &|rate| {
+            note(&format!(
+                "run {}: the Lua model from Rust {rate:.0} sessions/s",
+                i + 1
+            ));
+        });
         redis.clear()?;
         let before = redis.stats()?.used_memory;
         redis.import(&sessions)?;
@@ -135,6 +151,7 @@ pub fn redis_bench(
     }
     let (r, f) = (Stat::of(&on_redis), Stat::of(&on_files));
     let rate = |s: &Stat| acted as f64 / s.median.max(1e-9);
+    let measured_anchor = anchor.median();
     Ok(RedisReport {
         store: redis.location(),
         workload: cfg.workload.name(),
@@ -148,7 +165,57 @@ pub fn redis_bench(
         redis_bytes_per_session: bytes,
         over_lua_anchor: rate(&r) / LUA_ANCHOR,
         over_hset_ceiling: rate(&r) / HSET_CEILING,
+        lua_model_sessions_per_s: measured_anchor,
+        over_lua_model: measured_anchor.map(|a| rate(&r) / a.max(1.0)),
     })
+}
+
+/// The anchor's Lua model on the store's server, measured between the runs.
+struct LuaModel {
+    users: Vec<(String, String, usize)>,
+    /// `None` where it cannot run (a cluster, a URL with parameters), or once it failed.
+    con: Option<redis::Connection>,
+    rates: Vec<f64>,
+}
+
+impl LuaModel {
+    fn measure(&mut self, prefix: &str, note: &dyn Fn(f64)) {
+        let Some(con) = self.con.as_mut() else {
+            return;
+        };
+        match super::lua_anchor::measure(con, prefix, &self.users) {
+            Ok((n, t)) => {
+                let rate = n as f64 / t.as_secs_f64().max(1e-9);
+                note(rate);
+                self.rates.push(rate);
+            }
+            Err(_) => self.con = None,
+        }
+    }
+
+    fn median(&mut self) -> Option<f64> {
+        self.rates.sort_by(f64::total_cmp);
+        self.rates.get(self.rates.len() / 2).copied()
+    }
+}
+
+/// The anchor's users: the site's (user, realm) entries with their session counts, in the
+/// site's order.
+fn lua_anchor_users(
+    sessions: &[Session],
+    names: &smsrefresh::store::redis::Names,
+) -> Vec<(String, String, usize)> {
+    let mut at: std::collections::HashMap<(u16, String), usize> = std::collections::HashMap::new();
+    let mut users: Vec<(String, String, usize)> = Vec::new();
+    for s in sessions {
+        let key = (s.realm.0, s.user.to_string());
+        let i = *at.entry(key).or_insert_with(|| {
+            users.push((s.user.to_string(), names.realm_name(s.realm).to_string(), 0));
+            users.len() - 1
+        });
+        users[i].2 += 1;
+    }
+    users
 }
 
 pub fn redis_table(r: &RedisReport) -> String {
@@ -177,9 +244,24 @@ pub fn redis_table(r: &RedisReport) -> String {
     }
     let _ = writeln!(
         s,
-        "\nRedis over the Lua-per-user anchor ({LUA_ANCHOR:.0}/s): {:.2}x; over the raw HSET ceiling ({HSET_CEILING:.0}/s): {:.2}x",
+        "\nRedis over the Lua-per-user anchor ({LUA_ANCHOR:.0}/s with the reference's Python client on 2026-11-28; \
+         run reference/anchors/redis_workload.py lua beside this for today's): {:.2}x; over the raw HSET ceiling ({HSET_CEILING:.0}/s): {:.2}x",
         r.over_lua_anchor, r.over_hset_ceiling
     );
+    match (r.lua_model_sessions_per_s, r.over_lua_model) {
+        (Some(a), Some(x)) => {
+            let _ = writeln!(
+                s,
+                "Redis over the same Lua model driven from Rust on this server, between the runs ({a:.0}/s): {x:.2}x"
+            );
+        }
+        _ => {
+            let _ = writeln!(
+                s,
+                "the Lua model from Rust was not measured: it needs a standalone server and a URL without `?…`"
+            );
+        }
+    }
     let _ = writeln!(
         s,
         "Redis memory: {:.0} B/session (used_memory delta of the import; a JSON string per session in a hash: ~{JSON_HASH_BYTES:.0})",

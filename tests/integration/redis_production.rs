@@ -77,6 +77,22 @@ fn tls_stores_verify_the_deployments_ca_and_give_the_site_files_answers() {
     let before_cluster = exported(&demo, &format!("{tls_cluster}?prefix=demo:&ca={ca}"));
     let wrong = theirs.ca.to_str().unwrap();
     let redacted = format!("rediss://:***@127.0.0.1:{}/0", server.port);
+    // The demo's commands on `url`, with SMSREFRESH_STORE_CA set to `ca` when given.
+    let run_demo = |url: &str, ca: Option<&Path>| {
+        let mut cmd = bin();
+        cmd.args([
+            "run",
+            input.to_str().unwrap(),
+            "--site",
+            site,
+            "--store",
+            url,
+        ]);
+        if let Some(ca) = ca {
+            cmd.env("SMSREFRESH_STORE_CA", ca);
+        }
+        run_cmd(&mut cmd, None)
+    };
     for (url, location) in [
         (
             format!("{standalone}?prefix=demo:&ca={wrong}"),
@@ -87,33 +103,13 @@ fn tls_stores_verify_the_deployments_ca_and_give_the_site_files_answers() {
             tls_cluster.as_str(),
         ),
     ] {
-        let out = run(
-            &[
-                "run",
-                input.to_str().unwrap(),
-                "--site",
-                site,
-                "--store",
-                &url,
-            ],
-            None,
-        );
+        let out = run_demo(&url, None);
         refused(&out, location, "cannot be trusted");
         assert!(stderr(&out).contains("does not verify against the CA in"));
         assert!(stderr(&out).contains(wrong), "{}", stderr(&out));
     }
     let url = format!("{standalone}?prefix=demo:");
-    let out = with_ca_env(
-        &theirs.ca,
-        &[
-            "run",
-            input.to_str().unwrap(),
-            "--site",
-            site,
-            "--store",
-            &url,
-        ],
-    );
+    let out = run_demo(&url, Some(&theirs.ca));
     refused(&out, &redacted, "does not verify against the CA in");
     // No CA at all: the system's roots do not know the test CA.
     let out = run(&["store", "stats", "--site", site, "--store", &url], None);

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::appliance::{Appliance, Behaviour};
+use super::redis::file_sessions;
 use super::slapd_server::Tls;
 use super::util::*;
 
@@ -123,20 +124,6 @@ impl Drop for Serve {
     }
 }
 
-fn sorted_sessions(site: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_to_string(site.join("sessions.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l)
-                .unwrap()
-                .to_string()
-        })
-        .collect();
-    v.sort();
-    v
-}
-
 /// What contract §14 compares: status, message_id and code, line by line.
 fn verdicts(results: &[serde_json::Value]) -> Vec<(u64, String, String, String)> {
     results
@@ -212,7 +199,7 @@ fn a_run_against_serve_gives_the_answers_and_sessions_of_a_plain_run() {
     }
     // The served site is saved when serve stops, and holds what the plain run left.
     assert_eq!(serve.stop(), Some(0));
-    assert_eq!(sorted_sessions(&served), sorted_sessions(&plain));
+    assert_eq!(file_sessions(&served), file_sessions(&plain));
 }
 
 /// The test server's answers to the demo's servers and the scripted users.

@@ -668,6 +668,9 @@ fn signals_while_the_site_loads_stop_at_once_and_a_cache_is_no_save() {
         site.join("sessions.bin").exists(),
         "the load wrote its cache"
     );
+    // "executing" is drawn as the phase begins; the paced commands (500/s, 200 s of them)
+    // are surely running a moment later.
+    std::thread::sleep(Duration::from_millis(300));
     kill(&child, "-INT");
     std::thread::sleep(Duration::from_millis(30));
     kill(&child, "-INT");

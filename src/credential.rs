@@ -15,6 +15,7 @@ use std::sync::Arc;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::ser::{SerializeMap, SerializeSeq, Serializer};
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 
 use crate::intern::{self, Sym, canonical, intern, resolve};
 
@@ -405,7 +406,7 @@ impl Credential {
         let mut out = Vec::with_capacity(self.0.len());
         let mut map = map;
         // A blob made here is always well-formed.
-        let _ = remap(&self.0, |s| Some(Sym(map(Sym(s)))), &mut out);
+        let _ = remap(&self.0, |s, _| Ok(Sym(map(Sym(s)))), &mut out);
         out
     }
 
@@ -413,24 +414,30 @@ impl Credential {
     /// every length, index and string: a corrupted blob is an error, never a panic.
     pub fn from_remapped(bytes: &[u8], syms: &[Sym]) -> Result<Self, &'static str> {
         let mut out = Vec::with_capacity(bytes.len() + 8);
-        remap(bytes, |s| syms.get(s as usize).copied(), &mut out)?;
-        let c = Credential(Arc::from(out));
-        // Names must stay unique under case folding.
-        let mut keys: Vec<Sym> = Vec::with_capacity(16);
-        for a in c.iter() {
-            if keys.contains(&a.key()) {
+        // Names must stay unique under case folding: checked as they are read.
+        let mut keys: SmallVec<[Sym; 24]> = SmallVec::new();
+        let map = |s: u32, is_name: bool| {
+            if !is_name {
+                return syms.get(s as usize).copied().ok_or("unknown value");
+            }
+            let sym = *syms.get(s as usize).ok_or("unknown name")?;
+            let key = canonical(sym);
+            if keys.contains(&key) {
                 return Err("an attribute is given twice");
             }
-            keys.push(a.key());
-        }
-        Ok(c)
+            keys.push(key);
+            Ok(sym)
+        };
+        remap(bytes, map, &mut out)?;
+        Ok(Credential(Arc::from(out)))
     }
 }
 
-/// Rewrites an encoding through a sym map, validating its structure.
+/// Rewrites an encoding through a sym map, validating its structure; `map` is told whether
+/// the sym is an attribute's name (true) or one of a list's values.
 fn remap(
     b: &[u8],
-    mut map: impl FnMut(u32) -> Option<Sym>,
+    mut map: impl FnMut(u32, bool) -> Result<Sym, &'static str>,
     out: &mut Vec<u8>,
 ) -> Result<(), &'static str> {
     fn varint(b: &[u8], pos: &mut usize) -> Result<u32, &'static str> {
@@ -451,7 +458,7 @@ fn remap(
     let count = varint(b, &mut pos)?;
     put_varint(out, count);
     for _ in 0..count {
-        let name = map(varint(b, &mut pos)?).ok_or("unknown name")?;
+        let name = map(varint(b, &mut pos)?, true)?;
         put_varint(out, name.0);
         let tag = *b.get(pos).ok_or("truncated")?;
         pos += 1;
@@ -472,7 +479,7 @@ fn remap(
                 let n = varint(b, &mut pos)?;
                 put_varint(out, n);
                 for _ in 0..n {
-                    let s = map(varint(b, &mut pos)?).ok_or("unknown value")?;
+                    let s = map(varint(b, &mut pos)?, false)?;
                     put_varint(out, s.0);
                 }
             }

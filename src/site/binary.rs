@@ -37,13 +37,18 @@ use super::error::SiteError;
 use super::topology::{RealmId, ReplicaSetId, ServerId, Topology};
 use crate::credential::Credential;
 use crate::intern::{self, Sym};
+use crate::store::memory::BulkLoad;
 use crate::store::memory::NewSession;
 use crate::store::{MemoryStore, SessionStore};
 
 const MAGIC: &[u8; 8] = b"SMRSNAP\0";
-const VERSION: u32 = 2;
-/// Version 1 has no source fields; it still loads.
+const VERSION: u32 = 3;
+/// Version 2 numbers sessions by their place in the file (they are written in `seq` order);
+/// version 1 has no source fields either. Both still load.
+const VERSION_2: u32 = 2;
 const VERSION_1: u32 = 1;
+/// The largest session number a snapshot may record (the store keeps 48 bits).
+const MAX_SEQ: u64 = (1 << 48) - 1;
 
 /// The identity of the file a cache was made from: it is used only while the file has
 /// this length, modification time and inode (a save replaces the file by a rename, so a new
@@ -84,7 +89,7 @@ pub fn source_of(path: &Path) -> Option<Source> {
     let mut head = [0u8; 44];
     std::fs::File::open(path).ok()?.read_exact(&mut head).ok()?;
     let mut r = Reader { b: &head, pos: 0 };
-    if r.take(8).ok()? != MAGIC || r.u32().ok()? != VERSION {
+    if r.take(8).ok()? != MAGIC || !matches!(r.u32().ok()?, VERSION | VERSION_2) {
         return None;
     }
     r.u32().ok()?;
@@ -153,7 +158,7 @@ pub fn save_with_source(
     let mut offsets: Vec<u64> = Vec::new();
     let mut n: u64 = 0;
     store
-        .export(&mut |s| {
+        .export_as_held(&mut |s| {
             if (n as usize).is_multiple_of(BLOCK) {
                 offsets.push(sessions.len() as u64);
             }
@@ -169,6 +174,7 @@ pub fn save_with_source(
                 cred_count += 1;
                 cred_count - 1
             });
+            put_varint(&mut sessions, s.seq);
             put_str(&mut sessions, &s.id);
             put_str(&mut sessions, &s.user);
             put_varint(&mut sessions, u64::from(s.realm.0));
@@ -262,7 +268,7 @@ fn load_stream(
         return Err(bad_magic());
     }
     let version = s.u32().map_err(&fail)?;
-    if version != VERSION && version != VERSION_1 {
+    if !matches!(version, VERSION | VERSION_2 | VERSION_1) {
         // Checked after the checksum, so a damaged file says it is damaged.
         s.drain().map_err(&fail)?;
         s.check_crc().map_err(&fail)?;
@@ -271,10 +277,10 @@ fn load_stream(
         )));
     }
     s.u32().map_err(&fail)?;
-    if version == VERSION {
+    if version != VERSION_1 {
         s.exact(28).map_err(&fail)?;
     }
-    match parse(&mut s, topology, store) {
+    match parse(&mut s, topology, store, version == VERSION) {
         Ok(n) => s.check_crc().map(|()| n).map_err(fail),
         // A parse error in a damaged file is reported as the damage.
         Err(e) => Err(fail(
@@ -347,10 +353,13 @@ fn read_creds<I: std::io::Read>(r: &mut Stream<I>, syms: &[Sym]) -> R<Vec<Creden
     Ok(creds)
 }
 
+/// Parses the snapshot after its source fields; `seqs`: each session records its `seq`
+/// (version 3), else a session's `seq` is its place in the file.
 fn parse<I: std::io::Read>(
     r: &mut Stream<I>,
     topology: &Topology,
     store: &MemoryStore,
+    seqs: bool,
 ) -> R<usize> {
     let names = read_names(r, topology)?;
     let n_syms = r.u32()? as usize;
@@ -382,43 +391,69 @@ fn parse<I: std::io::Read>(
     }
     store.reserve(n_sessions);
     // A few blocks at a time: read in order, parsed and inserted in parallel (per-partition
-    // locks); a duplicate id is reported by both session numbers.
+    // locks); the ids are indexed at the end, where a duplicate is reported by both session
+    // numbers.
+    let loading = store.bulk_load();
     let batch = block_batch();
     for first in (0..n_blocks).step_by(batch) {
-        let last = (first + batch).min(n_blocks);
-        let mut bufs = Vec::with_capacity(last - first);
-        for block in first..last {
-            let end = offsets.get(block + 1).copied().unwrap_or(region);
-            let len = end
-                .checked_sub(offsets[block])
-                .filter(|l| *l <= r.left)
-                .ok_or("bad block offset")?;
-            bufs.push(r.exact(usize::try_from(len).map_err(|_| "bad block offset")?)?);
-        }
-        bufs.par_iter()
-            .enumerate()
-            .try_for_each(|(i, buf)| -> R<()> {
-                let block = first + i;
-                let mut br = Reader { b: buf, pos: 0 };
-                let count = (n_sessions - block * BLOCK).min(BLOCK);
-                for j in 0..count {
-                    let seq = (block * BLOCK + j + 1) as u64;
-                    let s = session(&mut br, &names, &creds, topology, seq)
-                        .map_err(|e| format!("session {seq}: {e}"))?;
-                    store.insert_new(&s).map_err(|d| {
-                        format!(
-                            "session {seq}: the session id `{}` is also session {}",
-                            s.id, d.existing_seq
-                        )
-                    })?;
-                }
-                if br.pos != buf.len() {
-                    return Err(format!("block {}: trailing bytes", block + 1));
-                }
-                Ok(())
-            })?;
+        let bufs = read_blocks(r, &offsets, region, first..(first + batch).min(n_blocks))?;
+        bufs.par_iter().enumerate().try_for_each(|(i, buf)| {
+            let block = first + i;
+            let count = (n_sessions - block * BLOCK).min(BLOCK);
+            parse_block(buf, block, count, &names, &creds, topology, seqs, &loading)
+        })?;
     }
+    loading.finish().map_err(|d| {
+        format!(
+            "session {}: the session id `{}` is also session {}",
+            d.seq, d.id, d.existing_seq
+        )
+    })?;
     Ok(n_sessions)
+}
+
+/// The bytes of blocks `range` (the next ones in the stream).
+fn read_blocks<I: std::io::Read>(
+    r: &mut Stream<I>,
+    offsets: &[u64],
+    region: u64,
+    range: std::ops::Range<usize>,
+) -> R<Vec<Vec<u8>>> {
+    let mut bufs = Vec::with_capacity(range.len());
+    for block in range {
+        let end = offsets.get(block + 1).copied().unwrap_or(region);
+        let len = end
+            .checked_sub(offsets[block])
+            .filter(|l| *l <= r.left)
+            .ok_or("bad block offset")?;
+        bufs.push(r.exact(usize::try_from(len).map_err(|_| "bad block offset")?)?);
+    }
+    Ok(bufs)
+}
+
+/// Parses block number `block` (`count` sessions) into the load.
+#[allow(clippy::too_many_arguments)]
+fn parse_block(
+    buf: &[u8],
+    block: usize,
+    count: usize,
+    names: &[Name],
+    creds: &[Credential],
+    topology: &Topology,
+    seqs: bool,
+    loading: &BulkLoad<'_>,
+) -> R<()> {
+    let mut br = Reader { b: buf, pos: 0 };
+    for j in 0..count {
+        let place = (block * BLOCK + j + 1) as u64;
+        let s = session(&mut br, names, creds, topology, (place, seqs))
+            .map_err(|e| format!("session {place}: {e}"))?;
+        loading.insert(&s);
+    }
+    if br.pos != buf.len() {
+        return Err(format!("block {}: trailing bytes", block + 1));
+    }
+    Ok(())
 }
 
 fn session<'a>(
@@ -426,8 +461,15 @@ fn session<'a>(
     names: &[Name],
     creds: &'a [Credential],
     topology: &Topology,
-    seq: u64,
+    (place, seqs): (u64, bool),
 ) -> R<NewSession<'a>> {
+    let seq = if seqs {
+        Some(r.varint()?)
+            .filter(|s| (1..=MAX_SEQ).contains(s))
+            .ok_or("a session number out of range")?
+    } else {
+        place
+    };
     let id = r.str()?;
     let user = r.str()?;
     if id.is_empty() || user.is_empty() {

@@ -133,6 +133,16 @@ impl<I: std::io::Read> Stream<I> {
         }
         let mut done = 0;
         while done < out.len() {
+            if self.pos == self.buf.len() && out.len() - done >= CHUNK {
+                // A large read (a block of sessions) goes straight to its buffer.
+                let rest = &mut out[done..];
+                self.input
+                    .read_exact(rest)
+                    .map_err(|_| "truncated".to_string())?;
+                self.crc.update(rest);
+                self.unread -= rest.len() as u64;
+                break;
+            }
             if self.pos == self.buf.len() {
                 self.refill()?;
             }

@@ -78,6 +78,13 @@ pub trait SessionStore: Send + Sync {
     /// loaded or added in).
     fn export(&self, f: &mut dyn FnMut(&Session)) -> Result<(), StoreError>;
 
+    /// Calls `f` with every session, live or expired, in the order the store holds them —
+    /// for a writer that records each session's `seq` (the binary snapshot), so that a
+    /// store laid out by user is written, and read back, in its own layout.
+    fn export_as_held(&self, f: &mut dyn FnMut(&Session)) -> Result<(), StoreError> {
+        self.export(f)
+    }
+
     /// True when changes live in this process until the site is saved (the site-files
     /// store); false when every change is kept by the store as it is applied.
     fn saved_by_site(&self) -> bool;

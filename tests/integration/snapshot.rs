@@ -293,12 +293,12 @@ fn a_corrupted_or_truncated_binary_snapshot_is_refused() {
     check(b"SMRSNAP", "bad magic number");
     check(b"", "bad magic number");
     // A valid checksum over a newer version is refused by version.
-    let mut v3 = good.clone();
-    v3[8] = 3;
-    let n = v3.len();
-    let crc = crc32fast::hash(&v3[..n - 4]);
-    v3[n - 4..].copy_from_slice(&crc.to_le_bytes());
-    check(&v3, "snapshot version 3 is not supported");
+    let mut v4 = good.clone();
+    v4[8] = 4;
+    let n = v4.len();
+    let crc = crc32fast::hash(&v4[..n - 4]);
+    v4[n - 4..].copy_from_slice(&crc.to_le_bytes());
+    check(&v4, "snapshot version 4 is not supported");
     // Missing binary while the site says binary: a clear error, not a silent empty site.
     std::fs::remove_file(&bin).unwrap();
     let e = Site::load(&dir).err().unwrap().to_string();
@@ -459,4 +459,72 @@ fn a_large_registry_loads_from_its_cache_only_while_it_matches() {
     std::fs::write(&cache, bytes).unwrap();
     assert_eq!(export(), edited);
     assert!(Source::of(&jsonl).is_some());
+}
+
+/// The snapshot's version byte (`SMRSNAP\0` then a little-endian u32).
+fn snapshot_version(path: &std::path::Path) -> u8 {
+    std::fs::read(path).unwrap()[8]
+}
+
+#[test]
+fn a_version_2_snapshot_still_loads_and_a_saved_one_keeps_every_sessions_number() {
+    // `tests/fixtures/snapshot-v2`: a 40-user site whose sessions.bin the build before
+    // version 3 wrote (`gen --binary --seed 7`), and that build's `convert --to jsonl`.
+    let fixture = repo().join("tests/fixtures/snapshot-v2");
+    let copy = |name: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        let site = dir.path().join(name);
+        std::fs::create_dir(&site).unwrap();
+        for f in ["topology.yaml", "registry.jsonl", "sessions.bin"] {
+            std::fs::copy(fixture.join(f), site.join(f)).unwrap();
+        }
+        (dir, site)
+    };
+    let expected = std::fs::read(fixture.join("expected-sessions.jsonl")).unwrap();
+    let convert = |site: &std::path::Path, to: &str| {
+        let o = run(
+            &["convert", "--site", site.to_str().unwrap(), "--to", to],
+            None,
+        );
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+    };
+    let (_t1, old) = copy("old");
+    assert_eq!(snapshot_version(&old.join("sessions.bin")), 2);
+    convert(&old, "jsonl");
+    assert_eq!(std::fs::read(old.join("sessions.jsonl")).unwrap(), expected);
+
+    // A binary site and a JSON Lines one, changed alike: sessions are ended in the middle of
+    // the numbering and refreshed, and both are saved; the binary one (version 3, written in
+    // the store's own order) gives back the same file, in the same order.
+    let (_t2, bin) = copy("bin");
+    convert(&bin, "binary");
+    assert_eq!(snapshot_version(&bin.join("sessions.bin")), 3);
+    let commands = [
+        "server task default-webseald-node1.example.com sms session terminate all_sessions user0000007 -realm realm1.example.com",
+        "server task default-webseald-node2.example.com sms session terminate all_sessions user0000004 -realm realm2.example.com",
+        "server task default-webseald-node1.example.com sms session refresh all_sessions user0000003 -realm realm1.example.com",
+    ];
+    for site in [&bin, &old] {
+        for cmd in commands {
+            let o = run(
+                &[
+                    "exec",
+                    "--site",
+                    site.to_str().unwrap(),
+                    "--now",
+                    "2026-11-26T04:00:00Z",
+                    cmd,
+                ],
+                None,
+            );
+            assert!(code(&o) <= 1, "{cmd}: {}", stderr(&o));
+        }
+    }
+    let before = sessions(&old);
+    assert!(before.len() < 120, "something ended: {}", before.len());
+    convert(&bin, "jsonl");
+    assert_eq!(
+        std::fs::read(bin.join("sessions.jsonl")).unwrap(),
+        std::fs::read(old.join("sessions.jsonl")).unwrap()
+    );
 }

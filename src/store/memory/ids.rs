@@ -167,6 +167,65 @@ impl IdShard {
         }
     }
 
+    /// Writes `id`'s record at `loc` into the arena without indexing it, and returns its
+    /// offset. A bulk load appends every id this way, then indexes each shard once with
+    /// [`IdShard::index_from`]: the table is then built shard by shard, in cache, instead of
+    /// probed at random as sessions arrive.
+    pub(super) fn append(&mut self, id: &str, loc: Loc) -> u32 {
+        let (p, rest) = self.split(id);
+        let arena = &mut self.arena;
+        let offset = u32::try_from(arena.len()).expect("under 4 GiB of ids a shard");
+        arena.extend_from_slice(&loc.partition.to_le_bytes());
+        arena.extend_from_slice(&loc.slot.to_le_bytes());
+        put_varint(arena, p);
+        put_varint(arena, rest.len());
+        arena.extend_from_slice(rest.as_bytes());
+        offset
+    }
+
+    /// Indexes every record appended at or after `start`, in arena order. Returns the places
+    /// of every two records found to hold one id (the indexed one first); the other is left
+    /// unindexed.
+    pub(super) fn index_from(&mut self, start: u32) -> Vec<(Loc, Loc)> {
+        let mut clashes = Vec::new();
+        let IdShard {
+            arena,
+            prefixes,
+            table,
+        } = self;
+        let mut at = start as usize;
+        while at < arena.len() {
+            let offset = u32::try_from(at).expect("under 4 GiB of ids a shard");
+            let mut pos = at + 8;
+            let _ = get_varint(arena, &mut pos);
+            let len = get_varint(arena, &mut pos);
+            at = pos.saturating_add(len);
+            let hash = rehash(arena, prefixes, offset);
+            let (prefix, rest) = parts_in(arena, prefixes, offset);
+            let same = |o: &u32| {
+                let (p2, r2) = parts_in(arena, prefixes, *o);
+                p2.len() + r2.len() == prefix.len() + rest.len() && {
+                    let mut a = prefix.bytes().chain(rest.bytes());
+                    p2.bytes().chain(r2.bytes()).all(|b| a.next() == Some(b))
+                }
+            };
+            match table.entry(hash, same, |o| rehash(arena, prefixes, *o)) {
+                Entry::Occupied(other) => {
+                    clashes.push((loc_in(arena, *other.get()), loc_in(arena, offset)));
+                }
+                Entry::Vacant(slot) => {
+                    slot.insert(offset);
+                }
+            }
+        }
+        clashes
+    }
+
+    /// The arena's length: where the next appended record starts.
+    pub(super) fn end(&self) -> u32 {
+        u32::try_from(self.arena.len()).expect("under 4 GiB of ids a shard")
+    }
+
     /// The prefix number of `id` (0: none) and what follows the prefix.
     fn split<'a>(&mut self, id: &'a str) -> (usize, &'a str) {
         let Some(cut) = id.rfind('_').map(|i| i + 1).filter(|c| *c >= MIN_PREFIX) else {

@@ -351,6 +351,7 @@ impl MemoryStore {
             .filter(|(_, g)| !g.is_empty())
             .map(|(p, idxs)| {
                 let mut locked = self.lock(p);
+                std::hint::black_box(locked.part.warm(idxs.iter().map(|i| &ops[*i as usize])));
                 idxs.iter()
                     .map(|i| (*i, locked.apply(&ops[*i as usize], clock, refresher)))
                     .collect()

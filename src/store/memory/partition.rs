@@ -180,6 +180,39 @@ impl Partition {
         self.live_slots(self.user_index(key.0, &key.1, h), scope, clock)
     }
 
+    /// Reads what `ops` will touch — each user's table entry, first slot and credentials,
+    /// and the fresh credential — so that a group's operations then find it in cache. The
+    /// reads of different users do not depend on each other: run in a loop this small, the
+    /// processor overlaps their cache misses, which the operations themselves, each a merge
+    /// long, cannot. Returns a value made of what was read, for `black_box`.
+    pub(super) fn warm<'o>(&self, ops: impl Iterator<Item = &'o Op<'o>>) -> u64 {
+        let mut acc = 0u64;
+        for op in ops {
+            let (realm, user, fresh) = match op {
+                Op::RefreshUser {
+                    realm, user, fresh, ..
+                } => (*realm, user, Some(*fresh)),
+                Op::TerminateUser { realm, user, .. } => (*realm, user, None),
+                _ => continue,
+            };
+            let h = MemoryStore::user_hash(realm, user);
+            if let Some(head) = self
+                .user_index(realm, user, h)
+                .and_then(|u| self.users.get(u as usize))
+                .and_then(|u| self.slots.get(u.head as usize))
+            {
+                acc ^= head.created as u64;
+                if let Some(c) = &head.credential {
+                    acc ^= u64::from(c.bytes().first().copied().unwrap_or(0));
+                }
+            }
+            if let Some(f) = fresh {
+                acc ^= u64::from(f.bytes().first().copied().unwrap_or(0));
+            }
+        }
+        acc
+    }
+
     /// The user as session `slot` spells it.
     pub(super) fn spelled(&self, slot: u32) -> &str {
         match self.spelled.get(&slot) {

@@ -221,6 +221,14 @@ impl IdShard {
         clashes
     }
 
+    /// Makes the id recorded at `from` be found at `to` instead (both records hold one id).
+    pub(super) fn repoint(&mut self, from: u32, to: u32) {
+        let hash = rehash(&self.arena, &self.prefixes, from);
+        if let Ok(mut e) = self.table.find_entry(hash, |o| *o == from) {
+            *e.get_mut() = to;
+        }
+    }
+
     /// The arena's length: where the next appended record starts.
     pub(super) fn end(&self) -> u32 {
         u32::try_from(self.arena.len()).expect("under 4 GiB of ids a shard")

@@ -403,37 +403,76 @@ impl BulkLoad<'_> {
         part.add(s, key, h, (shard, offset), slot);
     }
 
-    /// Indexes the loaded ids, shard by shard in parallel. Of several duplicates, the one
-    /// whose later session comes first is reported.
-    pub fn finish(self) -> Result<(), DuplicateIds> {
+    /// Indexes the loaded ids, shard by shard in parallel. A session whose id another
+    /// already has is taken out again, as [`MemoryStore::insert`] refuses it, and of several
+    /// duplicates the one whose later session comes first is reported.
+    pub fn finish(mut self) -> Result<(), DuplicateIds> {
+        self.index().map_or(Ok(()), Err)
+    }
+
+    fn index(&mut self) -> Option<DuplicateIds> {
         let store = self.store;
+        let starts = std::mem::take(&mut self.starts);
+        if starts.is_empty() {
+            return None;
+        }
         let clashes: Vec<(Loc, Loc)> = store
             .ids
             .par_iter()
-            .zip(self.starts.par_iter())
+            .zip(starts.par_iter())
             .flat_map_iter(|(shard, start)| shard.0.write().index_from(*start))
             .collect();
         let mut found: Option<DuplicateIds> = None;
-        for (a, b) in clashes {
-            let (sa, sb) = (store.seq_at(a), store.seq_at(b));
-            let (seq, existing_seq) = (sa.max(sb), sa.min(sb));
-            if found.as_ref().is_some_and(|f| f.seq <= seq) {
-                continue;
-            }
-            let part = store.partitions[b.partition as usize].0.read();
-            let s = &part.slots[b.slot as usize];
+        for (_, extra) in clashes {
+            let (shard, offset) = {
+                let part = store.partitions[extra.partition as usize].0.read();
+                let s = &part.slots[extra.slot as usize];
+                (s.id_shard(), s.id_offset)
+            };
             let mut id = String::new();
-            store.ids[s.id_shard() as usize]
+            store.ids[shard as usize].0.read().write_id(offset, &mut id);
+            // The session the index holds for this id now (an earlier clash may have
+            // changed it): the earlier of the two stays, as loading in order would keep it.
+            let Some(held) = store.locate(&id) else {
+                continue;
+            };
+            let (held_seq, extra_seq) = (store.seq_at(held), store.seq_at(extra));
+            let (seq, existing_seq) = (held_seq.max(extra_seq), held_seq.min(extra_seq));
+            let gone = if extra_seq < held_seq {
+                let held_offset = {
+                    let part = store.partitions[held.partition as usize].0.read();
+                    part.slots[held.slot as usize].id_offset
+                };
+                store.ids[shard as usize]
+                    .0
+                    .write()
+                    .repoint(held_offset, offset);
+                held
+            } else {
+                extra
+            };
+            // The record of the session that goes is no longer indexed: only its slot goes.
+            store.partitions[gone.partition as usize]
                 .0
-                .read()
-                .write_id(s.id_offset, &mut id);
-            found = Some(DuplicateIds {
-                id,
-                seq,
-                existing_seq,
-            });
+                .write()
+                .free_slot(gone.slot);
+            if found.as_ref().is_none_or(|f| seq < f.seq) {
+                found = Some(DuplicateIds {
+                    id,
+                    seq,
+                    existing_seq,
+                });
+            }
         }
-        found.map_or(Ok(()), Err)
+        found
+    }
+}
+
+/// A load dropped before `finish` (its loader failed) still leaves a store whose every
+/// session can be found by id.
+impl Drop for BulkLoad<'_> {
+    fn drop(&mut self) {
+        let _ = self.index();
     }
 }
 
@@ -708,6 +747,22 @@ mod tests {
                 existing_seq: 4,
             })
         );
+        // The earlier session of each id stays, as inserting in order would keep it.
+        assert_eq!(s.check_invariants(), Ok(6));
+        let seq = |id: &str| s.get(id, &CLOCK).map(|x| x.seq);
+        assert_eq!(
+            (seq("b1"), seq("x"), seq("y")),
+            (Some(4), Some(12), Some(20))
+        );
+
+        // A load abandoned half way (its loader failed) leaves every session findable.
+        let s = store();
+        let loading = s.bulk_load();
+        loading.insert(&(&session(9, "z", "zed", 0, 0)).into());
+        loading.insert(&(&session(10, "a1", "zed", 0, 0)).into());
+        drop(loading);
+        assert_eq!(s.check_invariants(), Ok(5));
+        assert_eq!(s.get("z", &CLOCK).map(|x| x.seq), Some(9));
     }
 
     #[test]
@@ -1110,6 +1165,46 @@ mod tests {
                 proptest::prop_assert_eq!(store.get(&m.id, &clock), expected);
                 proptest::prop_assert_eq!(store.owners(&[&m.id]).unwrap(), vec![Some(UserKey::of(&m.user))]);
             }
+        }
+
+        /// A bulk load, from any number of threads, ends as inserting in `seq` order would:
+        /// the same sessions, the first duplicate reported.
+        #[test]
+        fn a_bulk_load_ends_as_inserting_in_order(
+            sessions in proptest::collection::vec((0..40usize, 0..6usize, 0..2u16), 0..150),
+            held in 0..4usize,
+        ) {
+            let list: Vec<Session> = sessions
+                .iter()
+                .enumerate()
+                .map(|(i, (id, user, realm))| {
+                    session(i as u64 + 1, &model_id(*id), MODEL_USERS[*user], *realm, *realm)
+                })
+                .collect();
+            let (before, rest) = list.split_at(held.min(list.len()));
+            let in_order = MemoryStore::with_partitions(4);
+            let bulk = MemoryStore::with_partitions(4);
+            let mut first: Option<(u64, u64)> = None;
+            for s in before {
+                in_order.insert(s).ok();
+                bulk.insert(s).ok();
+            }
+            for s in rest {
+                if let Err(d) = in_order.insert(s) {
+                    first.get_or_insert((s.seq, d.existing_seq));
+                }
+            }
+            let loading = bulk.bulk_load();
+            rest.par_iter().for_each(|s| loading.insert(&s.into()));
+            let got = loading.finish().err().map(|d| (d.seq, d.existing_seq));
+            proptest::prop_assert_eq!(got, first);
+            proptest::prop_assert_eq!(bulk.check_invariants(), in_order.check_invariants());
+            let dump = |s: &MemoryStore| {
+                let mut v = Vec::new();
+                s.export(&mut |x| v.push(x.clone())).unwrap();
+                v
+            };
+            proptest::prop_assert_eq!(dump(&bulk), dump(&in_order));
         }
     }
 }

@@ -11,17 +11,24 @@
 //! Layout (little-endian; `str` is a LEB128 length and UTF-8 bytes; `v` a LEB128 number):
 //!
 //! ```text
-//! "SMRSNAP\0"  u32 version (2)  u32 0
+//! "SMRSNAP\0"  u32 version (3)  u32 0
 //! u64 source length  i64 source mtime seconds  u32 nanoseconds  u64 source inode
 //!                                          (all 0: the site's own snapshot, not a cache)
 //! u32 names   (u8 kind: 0 realm, 1 replica set, 2 server; str name) × names
 //! u32 syms    str × syms                    interned strings, numbered per file
 //! u32 creds   (v len, bytes) × creds        credentials encoded with file syms
 //! u64 sessions  u32 blocks  u64 × blocks    byte offset of each block of 65,536 sessions
-//! sessions:   str id, str user, v realm, v replica set, v server, i64 created,
+//! sessions:   v seq, str id, str user, v realm, v replica set, v server, i64 created,
 //!             i64 last_access, i64 last_refresh (i64::MIN: none), v credential
 //! u32 CRC-32 of every byte before it
 //! ```
+//!
+//! Version 3 writes the sessions as the memory store holds them (partition by partition,
+//! [`SessionStore::export_as_held`]) with their numbers: a load then fills one partition at
+//! a time from each block, in cache, and indexes the ids shard by shard at the end
+//! ([`MemoryStore::bulk_load`]), instead of placing every session at random. Version 2 has
+//! no `seq` (a session's number is its place: they were written in that order); version 1
+//! has no source fields either. Both still load.
 //!
 //! Names are stored, not topology indices, so a snapshot survives topology edits and is
 //! checked against the current topology on load, as `sessions.jsonl` is.

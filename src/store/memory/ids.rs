@@ -68,6 +68,15 @@ fn get_varint(b: &[u8], pos: &mut usize) -> usize {
     usize::try_from(crate::leb128::get(b, pos)).unwrap_or(usize::MAX)
 }
 
+/// Appends a record: `loc`, the prefix number `p`, and the rest of the id.
+fn put_record(arena: &mut Vec<u8>, loc: Loc, p: usize, rest: &str) {
+    arena.extend_from_slice(&loc.partition.to_le_bytes());
+    arena.extend_from_slice(&loc.slot.to_le_bytes());
+    put_varint(arena, p);
+    put_varint(arena, rest.len());
+    arena.extend_from_slice(rest.as_bytes());
+}
+
 /// The place written at the head of the record at `offset`.
 fn loc_in(arena: &[u8], offset: u32) -> Loc {
     let at = offset as usize;
@@ -157,11 +166,7 @@ impl IdShard {
             Entry::Occupied(other) => Err(loc_in(arena, *other.get())),
             Entry::Vacant(slot) => {
                 slot.insert(offset);
-                arena.extend_from_slice(&loc.partition.to_le_bytes());
-                arena.extend_from_slice(&loc.slot.to_le_bytes());
-                put_varint(arena, p);
-                put_varint(arena, rest.len());
-                arena.extend_from_slice(rest.as_bytes());
+                put_record(arena, loc, p, rest);
                 Ok(offset)
             }
         }
@@ -173,13 +178,8 @@ impl IdShard {
     /// probed at random as sessions arrive.
     pub(super) fn append(&mut self, id: &str, loc: Loc) -> u32 {
         let (p, rest) = self.split(id);
-        let arena = &mut self.arena;
-        let offset = u32::try_from(arena.len()).expect("under 4 GiB of ids a shard");
-        arena.extend_from_slice(&loc.partition.to_le_bytes());
-        arena.extend_from_slice(&loc.slot.to_le_bytes());
-        put_varint(arena, p);
-        put_varint(arena, rest.len());
-        arena.extend_from_slice(rest.as_bytes());
+        let offset = self.end();
+        put_record(&mut self.arena, loc, p, rest);
         offset
     }
 

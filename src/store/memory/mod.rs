@@ -208,41 +208,37 @@ impl MemoryStore {
     /// Adds a session given by reference (what loaders use: nothing is built only to be
     /// taken apart); its id must be new.
     pub fn insert_new(&self, s: &NewSession<'_>) -> Result<(), DuplicateId> {
+        let ih = id_hash(s.id);
+        self.place(s, ih, |shard, loc| shard.insert(s.id, ih, loc))
+            .map_err(|other| DuplicateId {
+                existing_seq: self.seq_at(other),
+            })
+    }
+
+    /// Places a session in its user's partition, its id recorded by `record` (which gives
+    /// the id's offset in its shard, or the place of the session that already has the id,
+    /// and then nothing is placed). `ih` is the id's hash.
+    fn place(
+        &self,
+        s: &NewSession<'_>,
+        ih: u64,
+        record: impl FnOnce(&mut IdShard, Loc) -> Result<u32, Loc>,
+    ) -> Result<(), Loc> {
         let key: Key = (s.realm, UserKey::of(s.user));
         let h = Self::user_hash(key.0, &key.1);
         let p = self.index(h);
         let mut part = self.partitions[p].0.write();
-        let ih = id_hash(s.id);
         let shard_i = shard_of(ih, self.bits);
         let slot = part.next_slot();
         let loc = Loc {
             partition: u32::try_from(p).expect("partition index fits u32"),
             slot,
         };
-        let inserted = self.ids[shard_i].0.write().insert(s.id, ih, loc);
-        match inserted {
-            Ok(offset) => {
-                part.take_next_slot();
-                let shard = u16::try_from(shard_i).expect("at most 2^16 id shards");
-                part.add(s, key, h, (shard, offset), slot);
-                Ok(())
-            }
-            Err(other) => {
-                let seq_at = |part: &Partition| {
-                    part.slots
-                        .get(other.slot as usize)
-                        .filter(|_| !part.is_free(other.slot))
-                        .map_or(0, Slot::seq)
-                };
-                let existing_seq = if other.partition as usize == p {
-                    seq_at(&part)
-                } else {
-                    drop(part);
-                    seq_at(&self.partitions[other.partition as usize].0.read())
-                };
-                Err(DuplicateId { existing_seq })
-            }
-        }
+        let offset = record(&mut self.ids[shard_i].0.write(), loc)?;
+        part.take_next_slot();
+        let shard = u16::try_from(shard_i).expect("at most 2^16 id shards");
+        part.add(s, key, h, (shard, offset), slot);
+        Ok(())
     }
 
     /// Starts a bulk load: sessions added through it have their ids indexed only by
@@ -386,21 +382,10 @@ impl BulkLoad<'_> {
     /// Adds a session (safe to call from many threads at once). A duplicate id is found by
     /// `finish`.
     pub fn insert(&self, s: &NewSession<'_>) {
-        let store = self.store;
-        let key: Key = (s.realm, UserKey::of(s.user));
-        let h = MemoryStore::user_hash(key.0, &key.1);
-        let p = store.index(h);
-        let mut part = store.partitions[p].0.write();
-        let shard_i = shard_of(id_hash(s.id), store.bits);
-        let slot = part.next_slot();
-        let loc = Loc {
-            partition: u32::try_from(p).expect("partition index fits u32"),
-            slot,
-        };
-        let offset = store.ids[shard_i].0.write().append(s.id, loc);
-        part.take_next_slot();
-        let shard = u16::try_from(shard_i).expect("at most 2^16 id shards");
-        part.add(s, key, h, (shard, offset), slot);
+        // Appending never refuses: duplicates are `finish`'s.
+        let _ = self
+            .store
+            .place(s, id_hash(s.id), |shard, loc| Ok(shard.append(s.id, loc)));
     }
 
     /// Indexes the loaded ids, shard by shard in parallel. A session whose id another
